@@ -1,0 +1,17 @@
+"""The baseline: a Flask endpoint that reads the JSON body and answers, nothing else."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, request
+
+
+def create_app() -> Flask:
+    """A bare app with the webhook's path and answer."""
+    app = Flask(__name__)
+
+    @app.post("/webhooks/strava")
+    def receive() -> tuple[Response, int]:
+        request.get_json()
+        return jsonify(status="accepted"), 200
+
+    return app

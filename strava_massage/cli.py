@@ -1,0 +1,421 @@
+"""The `strava-massage` command line (also available as `flask --app strava_massage ...`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from strava_massage.config import ConfigError
+
+
+def _app() -> Flask:
+    """The app the current command runs in."""
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+# -- database ----------------------------------------------------------------------------------
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply all migrations (creates the database if needed)."""
+    current_app.extensions["db"].upgrade()
+    click.echo("database is up to date")
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    default=lambda: int(os.environ.get("PORT", 5000)),
+    show_default="5000 or $PORT",
+    type=int,
+    help="Port to listen on.",
+)
+@click.option("--threads", default=8, show_default=True, help="Request threads.")
+@with_appcontext
+def serve(host: str, port: int, threads: int) -> None:
+    """Run the web server with an in-process worker: the one-machine default."""
+    from strava_massage.server import run_server
+
+    app = _app()
+    app.extensions["db"].upgrade()
+    click.echo(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+    run_server(app, host=host, port=port, threads=threads, embedded_worker=True)
+
+
+@click.command()
+@click.option("--threads", default=None, type=int, help="Worker threads [WORKER_THREADS or 2].")
+@click.option("--periodic/--no-periodic", default=True, help="Run the periodic sweep here.")
+@with_appcontext
+def worker(threads: int | None, periodic: bool) -> None:
+    """Consume the task queue (for scale-out: run one or more beside the web process)."""
+    from strava_massage.queue import make_consumer, start_worker
+
+    app = _app()
+    consumer = make_consumer(
+        app, workers=threads or app.config["WORKER_THREADS"], periodic=periodic
+    )
+    start_worker(app, consumer)
+    click.echo(f"worker consuming {_queue_label(app)} (SIGTERM finishes running jobs)")
+    _run_consumer_loop(consumer)
+
+
+def _run_consumer_loop(consumer: Any) -> None:
+    """huey's own main loop, after our start-up sweep has already started the consumer."""
+    import time
+
+    from huey.consumer import ConsumerStopped
+
+    health = time.monotonic()
+    while True:
+        try:
+            health = consumer.loop(health)
+        except ConsumerStopped:
+            break
+    consumer.huey.notify_interrupted_tasks()
+
+
+def _queue_label(app: Flask) -> str:
+    """QUEUE_URL without credentials, for messages."""
+    url: str = app.config["QUEUE_URL"]
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+@click.command()
+@click.option("--port", default=5000, show_default=True, help="Port of the demo service.")
+@click.option("--weeks", default=4, show_default=True, help="Weeks of simulated history.")
+@click.option("--no-wait", is_flag=True, help="Exit after the demo run instead of serving.")
+def demo(port: int, weeks: int, no_wait: bool) -> None:
+    """Run the service against the built-in Strava simulator with a demo runner."""
+    from strava_massage.demo import run_demo
+
+    run_demo(port=port, weeks=weeks, keep_serving=not no_wait)
+
+
+# -- subscription ------------------------------------------------------------------------------
+
+
+@click.group("subscription")
+def subscription_group() -> None:
+    """Manage the Strava webhook subscription."""
+
+
+@subscription_group.command("create")
+@click.option("--callback-url", default=None, help="Defaults to PUBLIC_URL/webhooks/strava.")
+@with_appcontext
+def subscription_create(callback_url: str | None) -> None:
+    """Create the subscription; Strava checks the callback before answering."""
+    from strava_massage.strava import StravaError
+    from strava_massage.subscriptions import create_subscription
+
+    try:
+        sub_id, url = create_subscription(_app(), callback_url)
+    except StravaError as e:
+        raise click.ClickException(f"Strava refused the subscription: {e}") from None
+    click.echo(f"subscription {sub_id} created for {url}")
+
+
+@subscription_group.command("show")
+@with_appcontext
+def subscription_show() -> None:
+    """Show the stored subscription and what Strava reports."""
+    from strava_massage import services
+    from strava_massage.models import Subscription
+    from strava_massage.strava import StravaError
+
+    with current_app.extensions["db"].session() as session:
+        stored = session.scalars(select(Subscription)).all()
+    for sub in stored:
+        click.echo(f"stored: {sub.id} -> {sub.callback_url}")
+    if not stored:
+        click.echo("stored: none")
+    try:
+        remote = services.get().strava.list_subscriptions()
+    except StravaError as e:
+        raise click.ClickException(f"could not ask Strava: {e}") from None
+    for item in remote:
+        click.echo(f"at Strava: {item['id']} -> {item['callback_url']}")
+    if not remote:
+        click.echo("at Strava: none")
+
+
+@subscription_group.command("delete")
+@with_appcontext
+def subscription_delete() -> None:
+    """Delete the subscription at Strava and here."""
+    from strava_massage.strava import StravaError
+    from strava_massage.subscriptions import delete_subscription
+
+    try:
+        deleted = delete_subscription(_app())
+    except StravaError as e:
+        raise click.ClickException(f"Strava refused: {e}") from None
+    click.echo(f"deleted subscription {deleted}" if deleted else "there was no subscription")
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@click.command("events")
+@click.option("--pending", is_flag=True, help="Only events waiting or in progress.")
+@click.option("--failed", is_flag=True, help="Only events that failed.")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@with_appcontext
+def events_command(pending: bool, failed: bool, limit: int) -> None:
+    """List stored webhook events and their status."""
+    from strava_massage.models import Event
+
+    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    statuses = [*(["pending", "processing"] if pending else []), *(["failed"] if failed else [])]
+    if statuses:
+        query = query.where(Event.status.in_(statuses))
+    with current_app.extensions["db"].session() as session:
+        rows = session.scalars(query).all()
+    if not rows:
+        click.echo("no events")
+        return
+    click.echo(f"{'id':>6}  {'status':<10} {'kind':<16} {'object':>12} {'athlete':>10}  outcome")
+    for e in rows:
+        kind = f"{e.object_type}.{e.aspect_type}"
+        click.echo(
+            f"{e.id:>6}  {e.status:<10} {kind:<16} {e.object_id:>12} {e.owner_id:>10}  "
+            f"{e.outcome or ''}"
+        )
+
+
+# -- runner inputs -----------------------------------------------------------------------------
+
+
+@click.group("runner")
+def runner_group() -> None:
+    """See and change a runner's settings and massage sessions."""
+
+
+def _runner_session() -> Any:
+    """A database session for a runner command."""
+    return current_app.extensions["db"].session()
+
+
+def _fail(e: Exception) -> click.ClickException:
+    """A runner-input error as a one-line command error."""
+    return click.ClickException(str(e))
+
+
+@runner_group.command("show")
+@click.argument("athlete_id", type=int)
+@with_appcontext
+def runner_show(athlete_id: int) -> None:
+    """Show a runner's settings and sessions."""
+    from strava_massage import runner
+
+    with _runner_session() as session:
+        try:
+            a = runner.get_athlete(session, athlete_id)
+        except runner.InputError as e:
+            raise _fail(e) from None
+        race = f"{a.next_race_on}" if a.next_race_on else "none"
+        if a.next_race_on and a.next_race_distance_m:
+            race += f" ({a.next_race_distance_m / 1000:g} km)"
+        click.echo(f"runner {a.id}")
+        click.echo(f"  units: {a.effective_units}" + ("" if a.units_override else " (from Strava)"))
+        click.echo(f"  notes: {'on' if a.notes_enabled else 'paused'}, written to {a.note_target}")
+        click.echo(f"  disclaimer: {a.disclaimer or 'none'}")
+        click.echo(f"  next race: {race}")
+        click.echo(f"  advice overrides: {a.advice_overrides or 'none'}")
+        click.echo(f"  history import: {a.backfill_status} ({a.backfill_runs} runs)")
+        rows = runner.massages(session, athlete_id)
+        click.echo(f"  massage sessions: {len(rows) or 'none'}")
+        for m in rows:
+            click.echo(f"    #{m.id} {m.on}" + (f" at {m.place}" if m.place else ""))
+
+
+@runner_group.command("set")
+@click.argument("athlete_id", type=int)
+@click.option("--units", type=click.Choice(["mi", "km", "strava"]), help="strava = as on Strava.")
+@click.option("--notes", type=click.Choice(["on", "paused"]), help="Pause or resume notes.")
+@click.option(
+    "--target", type=click.Choice(["description", "private_note"]), help="Where notes go."
+)
+@click.option("--disclaimer", help="One line added to notes; '' removes it.")
+@click.option("--race", help="Next race as DATE or DATE:KM (e.g. 2026-04-26:42.2); '' clears.")
+@click.option("--advice", multiple=True, metavar="NAME=VALUE", help="Override a default.")
+@with_appcontext
+def runner_set(
+    athlete_id: int,
+    units: str | None,
+    notes: str | None,
+    target: str | None,
+    disclaimer: str | None,
+    race: str | None,
+    advice: tuple[str, ...],
+) -> None:
+    """Change a runner's settings; they apply from the next note on."""
+    import datetime as dt
+
+    from strava_massage import runner
+
+    with _runner_session() as session:
+        try:
+            a = runner.get_athlete(session, athlete_id)
+            if units is not None:
+                runner.set_units(a, None if units == "strava" else units)
+            if notes is not None:
+                a.notes_enabled = notes == "on"
+            if target is not None:
+                runner.set_note_target(a, target)
+            if disclaimer is not None:
+                runner.set_disclaimer(a, disclaimer)
+            if race is not None:
+                on, _, km = race.partition(":")
+                runner.set_race(
+                    a,
+                    runner.parse_date(on, "race date") if on else None,
+                    float(km) if km else None,
+                    dt.date.today(),
+                )
+            if advice:
+                pairs = dict(item.partition("=")[::2] for item in advice)
+                runner.set_advice(a, pairs)
+        except (runner.InputError, ValueError) as e:
+            raise _fail(e) from None
+        session.commit()
+    click.echo(f"runner {athlete_id} updated")
+
+
+@runner_group.group("massage")
+def massage_group() -> None:
+    """Log, list and remove massage sessions."""
+
+
+@massage_group.command("add")
+@click.argument("athlete_id", type=int)
+@click.option("--on", "on", required=True, help="Date of the session (YYYY-MM-DD).")
+@click.option("--place", default=None, help="Where (optional).")
+@with_appcontext
+def massage_add(athlete_id: int, on: str, place: str | None) -> None:
+    """Log a session; distance 'since the last massage' counts from it."""
+    import datetime as dt
+
+    from strava_massage import runner
+
+    with _runner_session() as session:
+        try:
+            a = runner.get_athlete(session, athlete_id)
+            row = runner.log_massage(session, a, runner.parse_date(on), place, dt.date.today())
+        except runner.InputError as e:
+            raise _fail(e) from None
+        session.commit()
+        click.echo(f"session #{row.id} logged for runner {athlete_id} on {row.on}")
+
+
+@massage_group.command("remove")
+@click.argument("athlete_id", type=int)
+@click.argument("session_id", type=int)
+@with_appcontext
+def massage_remove(athlete_id: int, session_id: int) -> None:
+    """Remove a session logged by mistake."""
+    from strava_massage import runner
+
+    with _runner_session() as session:
+        try:
+            runner.remove_massage(session, athlete_id, session_id)
+        except runner.InputError as e:
+            raise _fail(e) from None
+        session.commit()
+    click.echo(f"session #{session_id} removed")
+
+
+@click.command("advise")
+@click.option("--athlete", "athlete_id", type=int, required=True, help="The runner's id.")
+@click.option("--as-of", "as_of", default=None, help="Date of the imagined next run [today].")
+@click.option("--distance", type=float, default=None, help="Its distance in km [recent average].")
+@with_appcontext
+def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -> None:
+    """Print the note the runner's next run would get, and the numbers behind it."""
+    import datetime as dt
+
+    from strava_massage import runner
+    from strava_massage.advising import preview_next_run
+
+    with _runner_session() as session:
+        try:
+            a = runner.get_athlete(session, athlete_id)
+            day = runner.parse_date(as_of, "--as-of") if as_of else dt.date.today()
+        except runner.InputError as e:
+            raise _fail(e) from None
+        state, note = preview_next_run(session, a, day, distance)
+    click.echo(f"the next run: {state.local_date}, {state.distance_m / 1000:.1f} km\n")
+    rows = [
+        ("week", state.week_m), ("month", state.month_m), ("year", state.year_m),
+        ("last 7 days", state.rolling7_m), ("last 28 days", state.rolling28_m),
+        ("since massage", state.since_massage_m),
+    ]  # fmt: skip
+    for label, metres in rows:
+        click.echo(f"  {label:<18} {metres / 1000:8.1f} km")
+    click.echo(f"  {'days since massage':<18} {state.since_massage_days:8d}")
+    click.echo(f"  {'days of history':<18} {state.history_days:8d}")
+    click.echo(f"  {'next race':<18} {state.next_race_date or 'none'!s:>8}")
+    click.echo(f"\nrule: {note.kind}  facts: {note.fact_ids}\n")
+    click.echo(note.text)
+
+
+COMMANDS = [
+    db_group,
+    serve,
+    worker,
+    demo,
+    subscription_group,
+    events_command,
+    runner_group,
+    advise_command,
+]
+
+
+def register(app: Flask) -> None:
+    """Make the commands available as `flask --app strava_massage <command>`."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    """The app for the console script."""
+    from strava_massage import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(
+    name="strava-massage",
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=True,
+    help="Legwork: recovery notes on a runner's Strava runs.",
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point: configuration problems become one clear line."""
+    try:
+        cli.main(prog_name="strava-massage")
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)

@@ -1,0 +1,88 @@
+"""Settings from the environment (and a `.env` file), checked once at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+PRODUCT_NAME = "Legwork"
+DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+STRAVA_SCOPES = ("read", "activity:read_all", "activity:write")
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names the variable."""
+
+
+def _normalize_database_url(url: str) -> str:
+    """Accept a platform's `postgres://` URL and pick the psycopg 3 driver for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the settings mapping: defaults, then `.env`, then the environment, then overrides."""
+    env: dict[str, str | None] = {**dotenv_values(Path.cwd() / ".env"), **os.environ}
+    overrides = overrides or {}
+
+    def get(name: str, default: Any = None) -> Any:
+        """An override, else the environment (empty counts as unset), else the default."""
+        return overrides.get(name, env.get(name) or default)
+
+    instance = Path(instance_path)
+    cfg: dict[str, Any] = {
+        "TESTING": bool(overrides.get("TESTING", False)),
+        "DEMO": bool(overrides.get("DEMO", env.get("STRAVA_MASSAGE_DEMO") == "1")),
+        "STRAVA_CLIENT_ID": get("STRAVA_CLIENT_ID"),
+        "STRAVA_CLIENT_SECRET": get("STRAVA_CLIENT_SECRET"),
+        "STRAVA_VERIFY_TOKEN": get("STRAVA_VERIFY_TOKEN"),
+        "STRAVA_BASE_URL": str(get("STRAVA_BASE_URL", DEFAULT_STRAVA_BASE_URL)).rstrip("/"),
+        "PUBLIC_URL": str(get("PUBLIC_URL", DEFAULT_PUBLIC_URL)).rstrip("/"),
+        "DATABASE_URL": _normalize_database_url(
+            str(get("DATABASE_URL", f"sqlite:///{instance / 'strava-massage.db'}"))
+        ),
+        "QUEUE_URL": str(get("QUEUE_URL", f"sqlite:///{instance / 'queue.db'}")),
+        # Lets several deployments (or test runs) share one Redis without sharing tasks.
+        "QUEUE_NAME": str(get("QUEUE_NAME", "strava-massage")),
+        "SECRET_KEY": get("SECRET_KEY"),
+        "TOKEN_KEYS": get("TOKEN_KEYS"),
+        # How long an event may sit pending or claimed before the sweep hands it out again.
+        "SWEEP_AFTER_SECONDS": int(get("SWEEP_AFTER_SECONDS", 120)),
+        "SWEEP_INTERVAL_SECONDS": int(get("SWEEP_INTERVAL_SECONDS", 60)),
+        "WORKER_THREADS": int(get("WORKER_THREADS", 2)),
+        "STRAVA_TIMEOUT_SECONDS": float(get("STRAVA_TIMEOUT_SECONDS", 10)),
+        # Refresh a token this long before Strava says it expires, so a call never races it.
+        "TOKEN_REFRESH_MARGIN_SECONDS": int(get("TOKEN_REFRESH_MARGIN_SECONDS", 300)),
+        "RATE_WINDOW_SECONDS": int(get("RATE_WINDOW_SECONDS", 900)),
+    }
+    cfg.update({k: v for k, v in overrides.items() if k not in cfg or k in ("TESTING", "DEMO")})
+    _check_required(cfg)
+    return cfg
+
+
+def _check_required(cfg: dict[str, Any]) -> None:
+    """Fail at start-up, naming the variable, when a required secret is missing."""
+    relaxed = cfg["TESTING"] or cfg["DEMO"]
+    required = ["STRAVA_VERIFY_TOKEN"]
+    if not relaxed:
+        required += ["STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET", "SECRET_KEY", "TOKEN_KEYS"]
+    missing = [name for name in required if not cfg.get(name)]
+    if missing:
+        raise ConfigError(
+            "missing required setting(s): "
+            + ", ".join(missing)
+            + ". Set them in the environment or in a .env file (see README, Configuration)."
+        )
+    client_id = cfg.get("STRAVA_CLIENT_ID")
+    if client_id is not None and not str(client_id).isdigit():
+        raise ConfigError("STRAVA_CLIENT_ID must be the numeric id of your Strava API application")
+    if cfg.get("QUEUE_URL") and not str(cfg["QUEUE_URL"]).startswith(
+        ("sqlite:///", "redis://", "rediss://")
+    ):
+        raise ConfigError("QUEUE_URL must start with sqlite:///, redis:// or rediss://")

@@ -1,0 +1,143 @@
+"""Engine and session lifecycle, plus Alembic migrations run from code."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, **pool: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets the web process read while a worker writes.
+
+    synchronous=NORMAL: a commit is in the WAL file before the webhook answers, so a crashed or
+    killed process loses nothing; only a power cut of the host may drop the last commits (an
+    fsync per commit would halve the webhook's throughput). For durability against host
+    failure, run on PostgreSQL.
+    """
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class SqliteWriteLock:
+    """Queue SQLite writers of every thread and process on a lock that wakes them at once.
+
+    SQLite has one writer at a time, and a connection that finds the database locked polls
+    with sleeps of up to 100 ms, which is what a burst of webhooks would see in its slowest
+    requests. A thread lock orders this process's writers; an flock on a file beside the
+    database orders the processes (the kernel wakes the next one as soon as it is released).
+    """
+
+    def __init__(self, url: str) -> None:
+        path = url.split("///", 1)[-1]
+        self._threads = threading.Lock()
+        self._path = None if path in ("", ":memory:") else path + ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        """Take the thread lock, then the file lock."""
+        self._threads.acquire()
+        if self._path is not None:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        """Release both, file lock first."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+class Database:
+    """The app's engine and session factory, kept in `app.extensions["db"]`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.write_lock: AbstractContextManager[Any] = (
+            SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
+        )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for work outside a request (tasks, commands); rolled back on error."""
+        session = self.sessions()
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def upgrade(self) -> None:
+        """Apply every Alembic migration to this database."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+
+def alembic_config(url: str) -> Any:
+    """Alembic settings built in code, so an installed package needs no alembic.ini."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser treats % as interpolation; a password may contain it.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def get_db() -> Database:
+    """The current app's database."""
+    db: Database = current_app.extensions["db"]
+    return db
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = get_db().sessions()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    """Close the request's session, if it opened one."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Attach the database to the app."""
+    app.extensions["db"] = Database(app.config["DATABASE_URL"])
+    app.teardown_appcontext(_close_session)

@@ -1,0 +1,130 @@
+"""`strava-massage demo`: the whole service on localhost against the built-in simulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from strava_massage.models import Event
+from strava_massage.simulator import Simulator
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access-log line per request in the demo's output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Say nothing."""
+
+
+# A few weeks of a steady runner: (days ago, km, workout type); a long run each weekend.
+HISTORY = [(1, 8.0, None), (3, 10.0, None), (5, 6.0, None), (7, 18.0, 2)]
+
+
+def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
+    """Start simulator, service and worker; connect a demo runner; show a note on a new run."""
+    from strava_massage import create_app
+    from strava_massage.queue import make_consumer, start_worker
+    from strava_massage.subscriptions import create_subscription
+
+    # The demo speaks for itself; routine log lines would bury what it prints.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sim = Simulator(quiet=True).start()
+    folder = Path(tempfile.mkdtemp(prefix="legwork-demo-"))
+    public_url = f"http://127.0.0.1:{port}"
+    app = create_app(
+        {
+            "DEMO": True,
+            "STRAVA_BASE_URL": sim.url,
+            "STRAVA_CLIENT_ID": str(sim.client_id),
+            "STRAVA_CLIENT_SECRET": sim.client_secret,
+            "STRAVA_VERIFY_TOKEN": secrets.token_urlsafe(16),
+            "PUBLIC_URL": public_url,
+            "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
+            "QUEUE_URL": f"sqlite:///{folder / 'queue.db'}",
+        }
+    )
+    app.extensions["db"].upgrade()
+    try:
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
+    except OSError as e:
+        raise click.ClickException(f"port {port} is busy ({e}); try --port 5050") from None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    consumer = make_consumer(app, workers=2, embedded=True)
+    start_worker(app, consumer)
+
+    click.echo(f"Strava simulator: {sim.url}")
+    click.echo(f"service:          {public_url}")
+    sub_id, _ = create_subscription(app)
+    click.echo(f"webhook subscription {sub_id} created (the simulator checked the handshake)")
+
+    athlete = sim.create_athlete("Demo", "Runner", measurement_preference="feet")
+    _, response = sim.connect_via(public_url, athlete["id"])
+    response.raise_for_status()
+    click.echo(f"demo runner {athlete['id']} connected")
+
+    today = dt.date.today()
+    runs = [
+        (week * 7 + days_ago, km, kind) for week in range(weeks) for days_ago, km, kind in HISTORY
+    ]
+    with click.progressbar(sorted(runs, reverse=True), label="replaying past runs") as bar:
+        for days_ago, km, kind in bar:
+            start = dt.datetime.combine(today - dt.timedelta(days=days_ago), dt.time(7, 30))
+            sim.create_activity(
+                athlete["id"],
+                distance=km * 1000,
+                moving_time=int(km * 330),
+                start_date_local=start,
+                workout_type=kind,
+            )
+            _wait_idle(app)
+
+    run = sim.create_activity(
+        athlete["id"],
+        distance=12000.0,
+        moving_time=3900,
+        name="Today's run",
+        description="Easy loop by the river. Legs a bit heavy.",
+        start_date_local=dt.datetime.combine(today, dt.time(8, 0)),
+    )
+    _wait_idle(app)
+    click.echo("\nA new run was uploaded; its description on (simulated) Strava now reads:\n")
+    click.echo(sim.activity(run["id"])["description"])
+    click.echo("\nOpen these:")
+    click.echo(f"  {public_url}/            landing page (Connect, then pick 'Demo Runner')")
+    click.echo(f"  {sim.url}/_sim/activities/{run['id']}   the run as the simulator stores it")
+    if not keep_serving:
+        consumer.stop(graceful=True)
+        server.shutdown()
+        sim.stop()
+        return
+    click.echo("\nServing until Ctrl-C.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        consumer.stop(graceful=True)
+
+
+def _wait_idle(app: Flask, timeout: float = 30.0) -> None:
+    """Wait until the worker has finished every stored event."""
+    db = app.extensions["db"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            open_events = session.scalar(
+                select(Event.id).where(Event.status.in_(("pending", "processing"))).limit(1)
+            )
+        if open_events is None:
+            return
+        time.sleep(0.05)
+    raise click.ClickException("the worker did not finish in time")

@@ -1,0 +1,49 @@
+"""Alembic environment: the URL comes from the config built in `strava_massage.db`."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import pool
+
+from strava_massage.db import make_engine
+from strava_massage.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL without a database connection (`alembic upgrade --sql`)."""
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run migrations on a live connection."""
+    url = config.get_main_option("sqlalchemy.url")
+    assert url
+    engine = (
+        make_engine(url, poolclass=pool.NullPool)
+        if not url.startswith("sqlite")
+        else (make_engine(url))
+    )
+    with engine.connect() as connection:
+        # Batch mode lets later migrations alter columns on SQLite too.
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

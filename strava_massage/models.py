@@ -1,0 +1,180 @@
+"""Database tables: athletes, their tokens, the subscription, events, the ledger and notes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware now, called per row (never evaluated once at import)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table."""
+
+
+class Athlete(Base):
+    """A connected runner: only what the notes need, nothing from their profile beyond it."""
+
+    __tablename__ = "athletes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    units: Mapped[str] = mapped_column(String(2), default="km")  # from Strava's preference
+    units_override: Mapped[str | None] = mapped_column(String(2))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(200), default="")
+    notes_enabled: Mapped[bool] = mapped_column(default=True)
+    connected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_race_on: Mapped[dt.date | None] = mapped_column(Date)
+    next_race_distance_m: Mapped[float | None] = mapped_column(Float)
+    # Where the note goes: "description" (default) or Strava's undocumented "private_note".
+    note_target: Mapped[str] = mapped_column(String(16), default="description")
+    disclaimer: Mapped[str | None] = mapped_column(String(200))
+    # The runner's own changes to the advice defaults (AdviceSettings field -> value).
+    advice_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # History import on connect: none -> running -> done | failed, and runs imported so far.
+    backfill_status: Mapped[str] = mapped_column(String(16), default="none")
+    backfill_runs: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def effective_units(self) -> str:
+        """Miles or kilometres: the runner's override, else their Strava preference."""
+        return self.units_override or self.units
+
+
+class MassageSession(Base):
+    """A massage or physio session the runner (or, later, their clinic) logged."""
+
+    __tablename__ = "massage_sessions"
+    __table_args__ = (Index("ix_massage_sessions_athlete_on", "athlete_id", "on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    athlete_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("athletes.id", ondelete="CASCADE")
+    )
+    on: Mapped[dt.date] = mapped_column(Date)
+    place: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Token(Base):
+    """An athlete's OAuth tokens, encrypted at rest with Fernet."""
+
+    __tablename__ = "tokens"
+
+    athlete_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("athletes.id", ondelete="CASCADE"), primary_key=True
+    )
+    access_token: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    # Bumped by every refresh; the UPDATE doubles as the per-athlete refresh lock.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Subscription(Base):
+    """The one Strava push subscription of this application."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    callback_url: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """A webhook event as received: the record of work, whatever the queue does."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Hash of the event's identifying fields: Strava's retries carry the same body.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    aspect_type: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    updates: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    event_time: Mapped[int] = mapped_column(BigInteger)
+    # pending -> processing -> done | skipped | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the event may next be handed out (a deferral or a claim's lease end).
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Activity(Base):
+    """The mileage ledger: one row per counted run, keyed by Strava's activity id."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_athlete_date", "athlete_id", "local_date"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    athlete_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("athletes.id", ondelete="CASCADE")
+    )
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    distance_m: Mapped[float] = mapped_column(Float)
+    moving_time_s: Mapped[int] = mapped_column(Integer)
+    sport_type: Mapped[str] = mapped_column(String(32))
+    workout_type: Mapped[int | None] = mapped_column(Integer)
+
+
+class Note(Base):
+    """A note decided for one activity; written to Strava once, replaced never doubled."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        UniqueConstraint("activity_id", name="uq_notes_activity"),
+        Index("ix_notes_athlete_date", "athlete_id", "local_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger)
+    athlete_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("athletes.id", ondelete="CASCADE")
+    )
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    is_session: Mapped[bool] = mapped_column(default=False)
+    tip_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(300))
+    fact_ids: Mapped[str] = mapped_column(String(100), default="")
+    text: Mapped[str] = mapped_column(Text)
+    # Where it was written: "description", or "private_note" when Strava accepted that.
+    target: Mapped[str] = mapped_column(String(16), default="description")
+    # decided -> written; a crash between the two replays the same text, never a new one.
+    status: Mapped[str] = mapped_column(String(16), default="decided")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    written_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthState(Base):
+    """A single-use OAuth `state` value, so a callback cannot be forged or replayed."""
+
+    __tablename__ = "oauth_states"
+
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

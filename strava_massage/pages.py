@@ -1,0 +1,147 @@
+"""The runner's pages: landing, the Strava connect flow, and what happens next."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import delete, func, select
+from werkzeug.wrappers import Response
+
+from strava_massage import services
+from strava_massage.config import STRAVA_SCOPES
+from strava_massage.db import get_session
+from strava_massage.models import Activity, Athlete, Event, Note, OAuthState, utcnow
+from strava_massage.processing import backfill_event
+from strava_massage.strava import StravaError, TemporaryFailure
+from strava_massage.tokens import store_grant
+
+bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
+
+# What each scope is for, in the runner's terms, for the "something is missing" page.
+SCOPE_REASONS = {
+    "activity:read_all": "read your runs (including private ones) to count your distance",
+    "activity:write": "add the note to your run's description",
+}
+
+
+def _callback_url() -> str:
+    """The redirect URI registered with Strava."""
+    return str(current_app.config["PUBLIC_URL"]) + "/connect/callback"
+
+
+@bp.get("/")
+def landing() -> str:
+    """What the service does, and the Connect button."""
+    return render_template("runner/landing.html", athlete_id=session.get("athlete_id"))
+
+
+@bp.get("/connect")
+def connect() -> Response:
+    """Send the runner to Strava's approval page with a fresh single-use state."""
+    state = secrets.token_urlsafe(24)
+    db = get_session()
+    db.add(OAuthState(value=state))
+    db.commit()
+    session["oauth_state"] = state
+    strava = services.get().strava
+    return redirect(strava.authorize_url(_callback_url(), state, ",".join(STRAVA_SCOPES)))
+
+
+def _take_state(state: str) -> bool:
+    """Accept a state once: it must match this browser's and still be stored."""
+    expected = session.pop("oauth_state", None)
+    if not state or not expected or not secrets.compare_digest(state, expected):
+        return False
+    db = get_session()
+    taken = db.execute(delete(OAuthState).where(OAuthState.value == state))
+    db.commit()
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+@bp.get("/connect/callback")
+def connect_callback() -> Response | tuple[str, int]:
+    """Check state and scopes, exchange the code, store the runner, log them in."""
+    if not _take_state(request.args.get("state", "")):
+        return render_template("runner/connect_problem.html", problem="state"), 400
+    if request.args.get("error"):
+        return render_template("runner/connect_problem.html", problem="denied"), 200
+    granted = set(request.args.get("scope", "").split(","))
+    missing = [s for s in ("activity:read_all", "activity:write") if s not in granted]
+    if missing:
+        reasons = [SCOPE_REASONS[s] for s in missing]
+        return render_template("runner/connect_problem.html", problem="scope", reasons=reasons), 200
+    code = request.args.get("code", "")
+    if not code:
+        abort(400)
+
+    svc = services.get()
+    try:
+        grant = svc.strava.exchange_code(code)
+        athlete_info = svc.strava.get_athlete(grant.access_token)
+    except TemporaryFailure:
+        return render_template("runner/connect_problem.html", problem="outage"), 503
+    except StravaError as e:
+        log.warning("connect failed: %s", type(e).__name__)
+        return render_template("runner/connect_problem.html", problem="rejected"), 400
+
+    db = get_session()
+    athlete = db.get(Athlete, athlete_info.id)
+    if athlete is None:
+        athlete = Athlete(id=athlete_info.id, connected_at=utcnow())
+        db.add(athlete)
+    athlete.units = athlete_info.units
+    athlete.scope = ",".join(sorted(granted))
+    store_grant(db, svc.box, athlete_info.id, grant)
+    backfill = None
+    if athlete.backfill_status in (None, "none", "failed"):
+        # Import recent history so the first note's totals are right; the worker does it.
+        athlete.backfill_status = "pending"
+        backfill = Event(**backfill_event(athlete_info.id, utcnow()))
+        db.add(backfill)
+    db.commit()
+    if backfill is not None:
+        services.get().enqueue(backfill.id, 0)
+    session.clear()
+    session["athlete_id"] = athlete_info.id
+    session.permanent = True
+    log.info("athlete connected athlete=%s", athlete_info.id)
+    return redirect(url_for("pages.welcome"))
+
+
+@bp.get("/welcome")
+def welcome() -> str | Response:
+    """After connecting: what happens next, and what has happened so far."""
+    athlete_id = session.get("athlete_id")
+    if athlete_id is None:
+        return redirect(url_for("pages.landing"))
+    db = get_session()
+    athlete = db.get(Athlete, athlete_id)
+    if athlete is None:
+        session.clear()
+        return redirect(url_for("pages.landing"))
+    runs = db.scalar(select(func.count()).where(Activity.athlete_id == athlete_id)) or 0
+    notes = list(
+        db.scalars(
+            select(Note).where(Note.athlete_id == athlete_id).order_by(Note.id.desc()).limit(5)
+        )
+    )
+    return render_template("runner/welcome.html", athlete=athlete, runs=runs, notes=notes)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Forget the browser session (the connection to Strava stays)."""
+    session.clear()
+    return redirect(url_for("pages.landing"))

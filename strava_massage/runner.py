@@ -1,0 +1,131 @@
+"""What a runner can set: units, notes on or paused, note target, disclaimer, race, sessions.
+
+Plain functions over a session, used by the command line now and by the runner's pages later;
+each checks its input and raises InputError with a message fit to show next to the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from strava_massage.advice import DEFAULTS, AdviceSettings
+from strava_massage.models import Athlete, MassageSession
+
+UNITS = ("mi", "km")
+NOTE_TARGETS = ("description", "private_note")
+MAX_DISCLAIMER = 160
+METRES_PER_MILE = 1609.344
+
+
+class InputError(ValueError):
+    """A runner's input that cannot be accepted; the message says why."""
+
+
+def get_athlete(session: Session, athlete_id: int) -> Athlete:
+    """The connected runner, or InputError."""
+    athlete = session.get(Athlete, athlete_id)
+    if athlete is None:
+        raise InputError(f"no connected runner with id {athlete_id}")
+    return athlete
+
+
+def parse_date(text: str, field: str = "date") -> dt.date:
+    """An ISO date (YYYY-MM-DD)."""
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{field} must be a date like 2026-05-17, not {text!r}") from None
+
+
+def set_units(athlete: Athlete, units: str | None) -> None:
+    """Override the units (mi or km); None goes back to the Strava preference."""
+    if units is not None and units not in UNITS:
+        raise InputError("units must be mi or km")
+    athlete.units_override = units
+
+
+def set_note_target(athlete: Athlete, target: str) -> None:
+    """Write notes to the description, or to Strava's private note."""
+    if target not in NOTE_TARGETS:
+        raise InputError("note target must be description or private_note")
+    athlete.note_target = target
+
+
+def set_disclaimer(athlete: Athlete, text: str | None) -> None:
+    """A one-line disclaimer appended to notes; None or empty removes it."""
+    text = " ".join((text or "").split())
+    if len(text) > MAX_DISCLAIMER:
+        raise InputError(f"the disclaimer must fit on one line ({MAX_DISCLAIMER} characters)")
+    athlete.disclaimer = text or None
+
+
+def set_race(
+    athlete: Athlete, on: dt.date | None, distance_km: float | None, today: dt.date
+) -> None:
+    """The next race (date, optional distance in km); None clears it."""
+    if on is not None and on < today:
+        raise InputError("the race date is in the past")
+    if distance_km is not None and not 0 < distance_km <= 400:
+        raise InputError("the race distance must be between 0 and 400 km")
+    athlete.next_race_on = on
+    athlete.next_race_distance_m = distance_km * 1000 if distance_km and on else None
+
+
+def set_advice(athlete: Athlete, changes: dict[str, str]) -> AdviceSettings:
+    """Override advice defaults (e.g. cooldown_days=7); checked against AdviceSettings."""
+    fields = {f.name: f for f in dataclasses.fields(AdviceSettings)}
+    overrides: dict[str, Any] = dict(athlete.advice_overrides or {})
+    for name, raw in changes.items():
+        if name not in fields:
+            raise InputError(f"unknown advice setting {name!r}; known: {', '.join(sorted(fields))}")
+        current = getattr(DEFAULTS, name)
+        if not isinstance(current, int | float) or isinstance(current, bool):
+            raise InputError(f"{name} cannot be changed here")
+        try:
+            value = type(current)(raw)
+        except ValueError:
+            raise InputError(f"{name} must be a number") from None
+        if value <= 0:
+            raise InputError(f"{name} must be positive")
+        overrides[name] = value
+    settings = dataclasses.replace(DEFAULTS, **overrides)
+    athlete.advice_overrides = overrides
+    return settings
+
+
+def log_massage(
+    session: Session, athlete: Athlete, on: dt.date, place: str | None, today: dt.date
+) -> MassageSession:
+    """Record a massage session (resets 'since your last massage')."""
+    if on > today + dt.timedelta(days=1):
+        raise InputError("a session can be logged once it has happened")
+    place = " ".join((place or "").split()) or None
+    if place and len(place) > 120:
+        raise InputError("the place must be at most 120 characters")
+    row = MassageSession(athlete_id=athlete.id, on=on, place=place)
+    session.add(row)
+    return row
+
+
+def massages(session: Session, athlete_id: int) -> list[MassageSession]:
+    """The runner's sessions, newest first."""
+    return list(
+        session.scalars(
+            select(MassageSession)
+            .where(MassageSession.athlete_id == athlete_id)
+            .order_by(MassageSession.on.desc(), MassageSession.id.desc())
+        )
+    )
+
+
+def remove_massage(session: Session, athlete_id: int, session_id: int) -> None:
+    """Delete one of the runner's own sessions."""
+    row = session.get(MassageSession, session_id)
+    if row is None or row.athlete_id != athlete_id:
+        raise InputError(f"runner {athlete_id} has no session {session_id}")
+    session.delete(row)

@@ -1,0 +1,39 @@
+"""Builds the collaborators a job needs from the app's configuration, once per app."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from strava_massage.crypto import TokenBox
+from strava_massage.processing import Services
+from strava_massage.strava import StravaAPI
+
+
+def init_app(app: Flask) -> Services:
+    """Create the Strava adapter, token box and job services for this app."""
+    cfg = app.config
+    client_id = cfg.get("STRAVA_CLIENT_ID")
+    strava = StravaAPI(
+        cfg["STRAVA_BASE_URL"],
+        int(client_id) if client_id else None,
+        cfg.get("STRAVA_CLIENT_SECRET"),
+        timeout=cfg["STRAVA_TIMEOUT_SECONDS"],
+        window_seconds=cfg["RATE_WINDOW_SECONDS"],
+    )
+    tasks = app.extensions["tasks"]
+    svc = Services(
+        db=app.extensions["db"],
+        strava=strava,
+        box=TokenBox(cfg["TOKEN_KEYS"]),
+        enqueue=tasks.enqueue,
+        token_margin=cfg["TOKEN_REFRESH_MARGIN_SECONDS"],
+        lease_seconds=cfg["SWEEP_AFTER_SECONDS"],
+    )
+    app.extensions["services"] = svc
+    return svc
+
+
+def get() -> Services:
+    """The current app's job services."""
+    svc: Services = current_app.extensions["services"]
+    return svc

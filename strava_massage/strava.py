@@ -1,0 +1,419 @@
+"""The one module that talks to Strava: stravalib behind a small, typed, testable surface.
+
+Every call goes through `StravaAPI`. It points stravalib at `STRAVA_BASE_URL` (stravalib has
+the production host built into its URLs), reads the rate-limit headers of every response, and
+turns Strava's errors into a few domain exceptions the worker knows how to handle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+
+# stravalib resets the global warnings filter when imported; keep the application's own.
+_saved_filters = list(warnings.filters)
+from stravalib import Client, exc  # noqa: E402
+from stravalib.protocol import ApiV3  # noqa: E402
+
+warnings.filters[:] = _saved_filters  # type: ignore[index]
+
+log = logging.getLogger(__name__)
+
+STRAVA_HOST = "https://www.strava.com"
+RUN_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
+
+
+class StravaError(Exception):
+    """Base of the domain errors raised by the adapter."""
+
+
+class NotFound(StravaError):
+    """The object does not exist, or this athlete may not see it."""
+
+
+class Unauthorized(StravaError):
+    """The token is invalid, revoked or lacks a scope."""
+
+
+class Rejected(StravaError):
+    """Strava refused the request for good (a 4xx other than 401, 404 and 429)."""
+
+
+class TemporaryFailure(StravaError):
+    """A 5xx, a timeout or a connection error: worth retrying later."""
+
+
+class RateLimited(StravaError):
+    """The application's request budget is spent until `retry_after` seconds from now."""
+
+    def __init__(self, retry_after: float, message: str = "Strava rate limit reached") -> None:
+        super().__init__(f"{message}; retry in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What Strava's token endpoint returned."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: int
+    athlete_id: int | None = None
+
+    def __repr__(self) -> str:
+        """Never show the secrets, even in a traceback."""
+        return f"TokenGrant(athlete_id={self.athlete_id}, expires_at={self.expires_at})"
+
+
+@dataclass(frozen=True)
+class AthleteInfo:
+    """The athlete fields the service keeps."""
+
+    id: int
+    units: str  # "mi" or "km"
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    """The activity fields the service reads; nothing else leaves this module."""
+
+    id: int
+    athlete_id: int
+    sport_type: str
+    distance_m: float
+    moving_time_s: int
+    start_date_local: dt.datetime  # local wall time, naive
+    timezone: str | None
+    workout_type: int | None
+    description: str
+    private_note: str | None
+
+    @property
+    def is_run(self) -> bool:
+        """Whether this activity counts toward running mileage."""
+        return self.sport_type in RUN_TYPES
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    """Usage and limits from one response: (15-minute, daily) for each bucket."""
+
+    limit: tuple[int, int]
+    usage: tuple[int, int]
+    read_limit: tuple[int, int] | None
+    read_usage: tuple[int, int] | None
+    seen_at: float
+
+    @classmethod
+    def from_headers(cls, headers: Any, now: float) -> RateStatus | None:
+        """Parse `X-RateLimit-*` and `X-ReadRateLimit-*`; None when absent or malformed."""
+        limit, usage = (
+            _pair(headers.get("X-RateLimit-Limit")),
+            _pair(headers.get("X-RateLimit-Usage")),
+        )
+        if limit is None or usage is None:
+            return None
+        read_limit = _pair(headers.get("X-ReadRateLimit-Limit"))
+        return cls(limit, usage, read_limit, _pair(headers.get("X-ReadRateLimit-Usage")), now)
+
+    def spent(self) -> tuple[bool, bool]:
+        """Whether the (15-minute, daily) budgets are used up, in any bucket."""
+        buckets = [(self.limit, self.usage)]
+        if self.read_limit and self.read_usage:
+            buckets.append((self.read_limit, self.read_usage))
+        short = any(u[0] >= lim[0] for lim, u in buckets)
+        daily = any(u[1] >= lim[1] for lim, u in buckets)
+        return short, daily
+
+
+def _pair(value: str | None) -> tuple[int, int] | None:
+    """Parse Strava's "15min,daily" header value."""
+    if not value:
+        return None
+    try:
+        a, b = value.split(",")
+        return int(a), int(b)
+    except ValueError:
+        return None
+
+
+def seconds_until_reset(now: float, window_seconds: int, daily: bool) -> float:
+    """Seconds to the next 15-minute boundary (:00/:15/:30/:45), or to midnight UTC."""
+    if daily:
+        return 86400 - (now % 86400)
+    return window_seconds - (now % window_seconds)
+
+
+def _activity_info(a: Any) -> ActivityInfo:
+    """Reduce a stravalib activity (detailed or summary) to the fields the service keeps."""
+    sport = a.sport_type if a.sport_type is not None else a.type
+    return ActivityInfo(
+        id=int(a.id),
+        athlete_id=int(a.athlete.id),
+        sport_type=str(sport.root) if sport is not None else "",
+        distance_m=float(a.distance or 0.0),
+        moving_time_s=int(a.moving_time or 0),
+        start_date_local=a.start_date_local,
+        timezone=str(a.timezone) if a.timezone else None,
+        workout_type=int(a.workout_type) if a.workout_type is not None else None,
+        description=getattr(a, "description", None) or "",
+        private_note=getattr(a, "private_note", None),
+    )
+
+
+class _BaseUrlAdapter(HTTPAdapter):
+    """Sends stravalib's `https://www.strava.com/...` requests to STRAVA_BASE_URL instead."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=32)
+        self.base_url = base_url
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Rewrite the host prefix and apply a default timeout (stravalib sets none)."""
+        assert request.url is not None
+        if request.url.startswith(STRAVA_HOST):
+            request.url = self.base_url + request.url[len(STRAVA_HOST) :]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class _ExplicitRefreshApi(ApiV3):
+    """stravalib's protocol without its environment-driven auto-refresh.
+
+    Auto-refresh never hands back the rotated refresh token, so the service refreshes
+    explicitly, under a per-athlete lock, and persists the new pair itself.
+    """
+
+    def _check_credentials(self) -> None:
+        """Skip reading STRAVA_CLIENT_ID/SECRET from the environment (and its warnings)."""
+        self.client_id = None
+        self.client_secret = None
+
+
+class _Client(Client):
+    """A stravalib Client built on `_ExplicitRefreshApi`."""
+
+    def __init__(self, protocol: ApiV3) -> None:
+        # Client.__init__ only sets these two attributes; building it would construct (and
+        # warn from) a default protocol we would throw away.
+        self.log = logging.getLogger("stravalib.client.Client")
+        self.protocol = protocol
+
+
+class StravaAPI:
+    """Strava for this service: the calls it makes, with errors and budget made explicit."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: int | None,
+        client_secret: str | None,
+        *,
+        timeout: float = 10.0,
+        window_seconds: int = 900,
+        clock: Any = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.window_seconds = window_seconds
+        self.clock = clock
+        self.http = requests.Session()
+        self.http.mount(STRAVA_HOST, _BaseUrlAdapter(self.base_url, timeout))
+        self._lock = threading.Lock()
+        self.last_rate: RateStatus | None = None
+        self.calls = 0  # API calls made by this process (benchmarks and tests read it)
+
+    # -- budget ------------------------------------------------------------------------
+
+    def _observe(self, headers: Any, _method: str) -> None:
+        """Called by stravalib with every API response's headers."""
+        status = RateStatus.from_headers(headers, self.clock())
+        with self._lock:
+            self.calls += 1
+            if status is not None:
+                self.last_rate = status
+
+    def check_budget(self) -> None:
+        """Raise RateLimited, without calling Strava, when the last response said it is spent."""
+        status = self.last_rate
+        if status is None:
+            return
+        now = self.clock()
+        window = self.window_seconds
+        short, daily = status.spent()
+        same_window = now // window == status.seen_at // window
+        same_day = now // 86400 == status.seen_at // 86400
+        if daily and same_day:
+            raise RateLimited(seconds_until_reset(now, window, daily=True))
+        if short and same_window:
+            raise RateLimited(seconds_until_reset(now, window, daily=False))
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _client(self, access_token: str | None) -> Client:
+        """A stravalib client for one athlete's token, sharing this adapter's connections."""
+        protocol = _ExplicitRefreshApi(
+            access_token=access_token, requests_session=self.http, rate_limiter=self._observe
+        )
+        # Keep stravalib's per-request lines under its own logger name (quieted by the app).
+        protocol.log = logging.getLogger("stravalib.protocol")
+        return _Client(protocol)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one stravalib call, translating its failures into domain errors."""
+        try:
+            return fn(*args, **kwargs)
+        except exc.ObjectNotFound as e:
+            raise NotFound(str(e)) from None
+        except exc.AccessUnauthorized as e:
+            raise Unauthorized(str(e)) from None
+        except exc.Fault as e:
+            raise self._translate(e.response) from None
+        except (requests.Timeout, requests.ConnectionError) as e:
+            raise TemporaryFailure(f"{type(e).__name__} talking to Strava") from None
+
+    def _translate(self, response: requests.Response | None) -> StravaError:
+        """Map an HTTP error response to the matching domain error."""
+        if response is None:
+            return TemporaryFailure("Strava answered with an error and no response")
+        code = response.status_code
+        if code == 429:
+            status = RateStatus.from_headers(response.headers, self.clock())
+            daily = bool(status and status.spent()[1])
+            return RateLimited(seconds_until_reset(self.clock(), self.window_seconds, daily))
+        if code >= 500:
+            return TemporaryFailure(f"Strava answered {code}")
+        if code == 401:
+            return Unauthorized(f"Strava answered {code}")
+        if code == 404:
+            return NotFound(f"Strava answered {code}")
+        return Rejected(f"Strava answered {code}")
+
+    def _credentials(self) -> tuple[int, str]:
+        """The application's id and secret; a clear error when unset."""
+        if not self.client_id or not self.client_secret:
+            raise Rejected("STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET are not set")
+        return int(self.client_id), self.client_secret
+
+    # -- OAuth -------------------------------------------------------------------------
+
+    def authorize_url(self, redirect_uri: str, state: str, scope: str) -> str:
+        """The browser URL of Strava's approval page."""
+        query = urlencode(
+            {
+                "client_id": self.client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "approval_prompt": "auto",
+                "scope": scope,
+                "state": state,
+            }
+        )
+        return f"{self.base_url}/oauth/authorize?{query}"
+
+    def exchange_code(self, code: str) -> TokenGrant:
+        """Trade an authorization code for tokens and the athlete's id."""
+        client_id, secret = self._credentials()
+        info, athlete = self._call(
+            self._client(None).exchange_code_for_token,
+            client_id=client_id,
+            client_secret=secret,
+            code=code,
+            return_athlete=True,
+        )
+        athlete_id = int(athlete["id"]) if athlete and "id" in athlete else None
+        return TokenGrant(
+            info["access_token"], info["refresh_token"], int(info["expires_at"]), athlete_id
+        )
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        """Get a new token pair; Strava's old refresh token is dead from then on."""
+        client_id, secret = self._credentials()
+        info = self._call(
+            self._client(None).refresh_access_token,
+            client_id=client_id,
+            client_secret=secret,
+            refresh_token=refresh_token,
+        )
+        return TokenGrant(info["access_token"], info["refresh_token"], int(info["expires_at"]))
+
+    def deauthorize(self, access_token: str) -> None:
+        """Revoke the app's access for this athlete (Strava's documented /oauth path)."""
+        client = self._client(access_token)
+        self._call(client.protocol.post, f"{STRAVA_HOST}/oauth/deauthorize")
+
+    # -- API ---------------------------------------------------------------------------
+
+    def get_athlete(self, access_token: str) -> AthleteInfo:
+        """The authenticated athlete's id and preferred units."""
+        self.check_budget()
+        athlete = self._call(self._client(access_token).get_athlete)
+        units = "km" if athlete.measurement_preference == "meters" else "mi"
+        return AthleteInfo(int(athlete.id), units)
+
+    def get_activity(self, access_token: str, activity_id: int) -> ActivityInfo:
+        """One activity, reduced to the fields the service uses."""
+        self.check_budget()
+        return _activity_info(self._call(self._client(access_token).get_activity, activity_id))
+
+    def list_activities(self, access_token: str, after: dt.datetime) -> list[ActivityInfo]:
+        """The athlete's activities that started after `after`, 200 a page (a call a page)."""
+        self.check_budget()
+        client = self._client(access_token)
+        found: list[ActivityInfo] = self._call(
+            lambda: [_activity_info(a) for a in client.get_activities(after=after)]
+        )
+        return found
+
+    def update_description(self, access_token: str, activity_id: int, description: str) -> None:
+        """Write the activity's description (and nothing else: never the title)."""
+        self.check_budget()
+        self._call(self._client(access_token).update_activity, activity_id, description=description)
+
+    def update_private_note(self, access_token: str, activity_id: int, text: str) -> None:
+        """Write Strava's private note (undocumented: a refusal comes back as Rejected)."""
+        self.check_budget()
+        client = self._client(access_token)
+        self._call(
+            client.protocol.put,
+            "/activities/{activity_id}",
+            activity_id=activity_id,
+            body={"private_note": text},
+        )
+
+    # -- push subscriptions ------------------------------------------------------------
+
+    def create_subscription(self, callback_url: str, verify_token: str) -> int:
+        """Create the app's webhook subscription; Strava calls the callback to check it."""
+        client_id, secret = self._credentials()
+        sub = self._call(
+            self._client(None).create_subscription,
+            client_id=client_id,
+            client_secret=secret,
+            callback_url=callback_url,
+            verify_token=verify_token,
+        )
+        return int(sub.id)
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        """The app's subscriptions as Strava reports them."""
+        client_id, secret = self._credentials()
+        subs = self._call(lambda: list(self._client(None).list_subscriptions(client_id, secret)))
+        return [{"id": int(s.id), "callback_url": str(s.callback_url)} for s in subs]
+
+    def delete_subscription(self, subscription_id: int) -> None:
+        """Delete the app's webhook subscription."""
+        client_id, secret = self._credentials()
+        self._call(self._client(None).delete_subscription, subscription_id, client_id, secret)

@@ -1,0 +1,83 @@
+"""Web plumbing shared by every page: CSRF, error pages, security headers, health."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_wtf import CSRFProtect
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from strava_massage.config import PRODUCT_NAME
+
+csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    """Register CSRF protection, error pages, headers and /healthz."""
+    csrf.init_app(app)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+    app.after_request(security_headers)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.context_processor(lambda: {"product_name": PRODUCT_NAME})
+
+
+def wants_json() -> bool:
+    """Machine callers (webhooks, health, JSON clients) get JSON errors, people get pages."""
+    return request.path.startswith(("/webhooks/", "/healthz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def http_error(e: HTTPException) -> tuple[Response | str, int]:
+    """A helpful page (or short JSON) for 4xx/5xx, never a stack trace."""
+    code = e.code or 500
+    if wants_json():
+        return jsonify(error=e.name.lower()), code
+    return render_template("errors/error.html", code=code, title=e.name), code
+
+
+def unexpected_error(e: Exception) -> tuple[Response | str, int]:
+    """Log the bug with its traceback; show the visitor a calm page."""
+    if isinstance(e, HTTPException):
+        return http_error(e)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if wants_json():
+        return jsonify(error="internal error"), 500
+    return render_template("errors/error.html", code=500, title="Something went wrong"), 500
+
+
+def security_headers(response: Response) -> Response:
+    """No framing, no sniffing, a strict content policy on pages."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CSP)
+    return response
+
+
+def healthz() -> tuple[Response, int]:
+    """Liveness and readiness: the database and the queue both answer."""
+    checks: dict[str, str] = {}
+    try:
+        with current_app.extensions["db"].engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as e:
+        checks["database"] = f"error: {type(e).__name__}"
+    try:
+        checks["queue_depth"] = str(current_app.extensions["tasks"].depth())
+        checks["queue"] = "ok"
+    except Exception as e:
+        checks["queue"] = f"error: {type(e).__name__}"
+    ok = checks["database"] == "ok" and checks["queue"] == "ok"
+    return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503

@@ -1,0 +1,93 @@
+"""A worker killed with SIGKILL mid-job: after a restart every note is written exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+from strava_massage.merge import BLOCK_START
+from strava_massage.models import Event, Note
+
+from .conftest import VERIFY_TOKEN, Stack
+
+LEASE = 2
+
+
+def _worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
+    """`strava-massage worker` in its own process, configured like the test's app."""
+    cfg = stack.app.config
+    env = {
+        **os.environ,
+        "STRAVA_CLIENT_ID": str(cfg["STRAVA_CLIENT_ID"]),
+        "STRAVA_CLIENT_SECRET": cfg["STRAVA_CLIENT_SECRET"],
+        "STRAVA_VERIFY_TOKEN": VERIFY_TOKEN,
+        "STRAVA_BASE_URL": cfg["STRAVA_BASE_URL"],
+        "PUBLIC_URL": cfg["PUBLIC_URL"],
+        "DATABASE_URL": cfg["DATABASE_URL"],
+        "QUEUE_URL": cfg["QUEUE_URL"],
+        "QUEUE_NAME": cfg["QUEUE_NAME"],
+        "SECRET_KEY": "worker-test-secret",
+        "TOKEN_KEYS": cfg["TOKEN_KEYS"],
+        "SWEEP_AFTER_SECONDS": str(LEASE),
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "strava_massage", "worker", "--threads", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_mid_job_loses_nothing_and_doubles_nothing(
+    make_stack, tmp_path: Path, seed: int
+) -> None:
+    stack = make_stack(TOKEN_KEYS=Fernet.generate_key().decode(), SWEEP_AFTER_SECONDS=LEASE)
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    stack.sim.latency = 0.15
+    rng = random.Random(seed)
+    log = tmp_path / "worker.log"
+
+    runs = [stack.sim.create_activity(athlete["id"], distance=5000.0 + i) for i in range(6)]
+    worker = _worker(stack, log)
+    # Kill it at a random moment while a job is in flight.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(e.status == "processing" for e in stack.events()):
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 0.45))
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed_mid_job = [e.id for e in stack.events() if e.status == "processing"]
+
+    time.sleep(LEASE + 0.5)  # the dead worker's lease runs out
+    worker = _worker(stack, log)
+    try:
+        stack.wait_idle(timeout=40)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+
+    assert killed_mid_job, "the kill should land while a job is in flight"
+    for run in runs:
+        path = f"/api/v3/activities/{run['id']}"
+        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+        assert stack.sim.count("PUT", path) == 1, path
+    with stack.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Note)) == len(runs)
+        events = session.scalars(select(Event)).all()
+        assert {e.status for e in events} == {"done"}, [(e.aspect_type, e.outcome) for e in events]
+    assert worker.returncode == 0, log.read_text()[-2000:]

@@ -1,0 +1,114 @@
+"""The webhook edge against bad input: 4xx or a harmless 200, never a 5xx, nothing stored."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from strava_massage.models import Event
+
+from .conftest import Stack
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _good(stack: Stack, owner: int, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "aspect_type": "create",
+        "event_time": int(time.time()),
+        "object_id": 424242,
+        "object_type": "activity",
+        "owner_id": owner,
+        "subscription_id": stack.sim.subscription["id"],  # type: ignore[index]
+        "updates": {},
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+CASES = [
+    ("malformed json", b"{not json", JSON_HEADERS, 400),
+    ("empty body", b"", JSON_HEADERS, 400),
+    ("json array", b"[1, 2, 3]", JSON_HEADERS, 400),
+    ("json string", b'"hello"', JSON_HEADERS, 400),
+    ("invalid utf-8", b'{"object_type": "\xff\xfe"}', JSON_HEADERS, 400),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, JSON_HEADERS, 413),
+    ("deep nesting under the size limit", b"[" * 30_000 + b"]" * 30_000, JSON_HEADERS, 400),
+    ("huge body", b'{"pad": "' + b"x" * 70_000 + b'"}', JSON_HEADERS, 413),
+    ("text/plain", b"{}", {"Content-Type": "text/plain"}, 415),
+    ("form encoded", b"a=1", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ("no content type", b"{}", {}, 415),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_malformed_bodies(stack: Stack, body: bytes, headers: dict[str, str], status: int) -> None:
+    r = stack.sim.post_raw(body, headers)
+    assert r.status_code == status
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "error" in r.json()
+    assert _stored(stack) == 0
+
+
+FIELD_CASES = [
+    ("missing object_id", {"object_id": ...}, 400),
+    ("missing owner_id", {"owner_id": ...}, 400),
+    ("missing aspect_type", {"aspect_type": ...}, 400),
+    ("missing event_time", {"event_time": ...}, 400),
+    ("missing subscription_id", {"subscription_id": ...}, 400),
+    ("string object_id", {"object_id": "424242"}, 400),
+    ("float object_id", {"object_id": 4.5}, 400),
+    ("boolean owner_id", {"owner_id": True}, 400),
+    ("negative object_id", {"object_id": -1}, 400),
+    ("enormous object_id", {"object_id": 2**70}, 400),
+    ("unknown object_type", {"object_type": "club"}, 400),
+    ("unknown aspect_type", {"aspect_type": "explode"}, 400),
+    ("null aspect_type", {"aspect_type": None}, 400),
+    ("updates is a list", {"updates": ["title"]}, 400),
+    ("updates holds an object", {"updates": {"title": {"x": 1}}}, 400),
+    ("wrong subscription", {"subscription_id": 999_999}, 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"), [c[1:] for c in FIELD_CASES], ids=[c[0] for c in FIELD_CASES]
+)
+def test_bad_fields(stack: Stack, changes: dict[str, object], status: int) -> None:
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    body = json.dumps(_good(stack, athlete["id"], **changes)).encode()
+    r = stack.sim.post_raw(body, JSON_HEADERS)
+    assert r.status_code == status, r.text
+    assert _stored(stack) == 0
+
+
+def test_unknown_owner_gets_a_harmless_200(stack: Stack) -> None:
+    r = stack.sim.post_raw(json.dumps(_good(stack, 5555)).encode(), JSON_HEADERS)
+    assert r.status_code == 200 and r.json()["status"] == "ignored"
+    assert _stored(stack) == 0
+
+
+def test_a_good_event_is_stored(stack: Stack) -> None:
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    r = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert _stored(stack) == 1
+
+
+def test_other_methods_are_not_a_server_error(stack: Stack) -> None:
+    import requests
+
+    for method in ("PUT", "DELETE", "PATCH"):
+        r = requests.request(method, stack.url + "/webhooks/strava")
+        assert r.status_code == 405
+
+
+def _stored(stack: Stack) -> int:
+    with stack.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Event)) or 0)
