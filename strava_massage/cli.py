@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -376,6 +377,35 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
     click.echo(note.text)
 
 
+@click.command("preview")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--units", type=click.Choice(["km", "mi"]), default="km", show_default=True)
+@click.option("--tz", default="UTC", show_default=True, help="Time zone the runs were in.")
+@click.option("--massage", "massages", multiple=True, help="A massage date (YYYY-MM-DD); repeat.")
+@click.option("--race", "races", multiple=True, help="A race date (YYYY-MM-DD); repeat.")
+@click.option("--full", is_flag=True, help="Print each note's whole text.")
+def preview_command(
+    file: Path, units: str, tz: str, massages: tuple[str, ...], races: tuple[str, ...], full: bool
+) -> None:
+    """Replay a Strava export (activities.csv or the zip) through the advice, week by week.
+
+    Nothing is sent to Strava or stored: this shows what the notes would have been.
+    """
+    from strava_massage import preview, runner
+
+    try:
+        export = preview.read_export(file, preview.zone(tz))
+        massage_days = [runner.parse_date(d, "--massage") for d in massages]
+        race_days = [runner.parse_date(d, "--race") for d in races]
+    except (preview.ExportError, runner.InputError) as e:
+        raise _fail(e) from None
+    if len(export.runs) > 500:
+        click.echo(f"replaying {len(export.runs)} runs ...", err=True)
+    notes = preview.replay(export.runs, units=units, massages=massage_days, races=race_days)
+    for line in preview.format_preview(export, notes, units, full):
+        click.echo(line)
+
+
 COMMANDS = [
     db_group,
     serve,
@@ -385,6 +415,7 @@ COMMANDS = [
     events_command,
     runner_group,
     advise_command,
+    preview_command,
 ]
 
 

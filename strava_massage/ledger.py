@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Date, bindparam, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,8 +24,23 @@ class Totals:
     year_m: float
     rolling7_m: float
     rolling28_m: float
-    since_connect_m: float
     since_massage_m: float
+
+
+_UPSERTS: dict[str, Any] = {}
+_RUN_COLUMNS = (
+    "athlete_id", "local_date", "distance_m", "moving_time_s", "sport_type", "workout_type",
+)  # fmt: skip
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (id) DO UPDATE for this dialect, built once with bound parameters."""
+    if dialect not in _UPSERTS:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(Activity).values({c: bindparam(c) for c in ("id", *_RUN_COLUMNS)})
+        changed = {c: stmt.excluded[c] for c in _RUN_COLUMNS}
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["id"], set_=changed)
+    return _UPSERTS[dialect]
 
 
 def upsert_run(session: Session, info: ActivityInfo) -> None:
@@ -34,20 +49,19 @@ def upsert_run(session: Session, info: ActivityInfo) -> None:
     A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
     store the same run at the same moment.
     """
-    values = {
-        "id": info.id,
-        "athlete_id": info.athlete_id,
-        "local_date": info.start_date_local.date(),
-        "distance_m": info.distance_m,
-        "moving_time_s": info.moving_time_s,
-        "sport_type": info.sport_type,
-        "workout_type": info.workout_type,
-    }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Activity).values(**values)
-    changed = {k: stmt.excluded[k] for k in values if k != "id"}
-    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changed))
+    stmt = _upsert_statement(session.get_bind().dialect.name)
+    session.execute(
+        stmt,
+        {
+            "id": info.id,
+            "athlete_id": info.athlete_id,
+            "local_date": info.start_date_local.date(),
+            "distance_m": info.distance_m,
+            "moving_time_s": info.moving_time_s,
+            "sport_type": info.sport_type,
+            "workout_type": info.workout_type,
+        },
+    )
 
 
 def remove_activity(session: Session, activity_id: int) -> bool:
@@ -75,34 +89,58 @@ def massage_anchor(athlete: Athlete, last: dt.date | None) -> dt.date:
     return last or athlete.connected_at.date()
 
 
+def _window(lo: str, hi: str) -> Any:
+    """Sum of run distances dated between two bound dates, inclusive."""
+    d = Activity.local_date
+    inside = (d >= bindparam(lo, type_=Date)) & (d <= bindparam(hi, type_=Date))
+    return func.coalesce(func.sum(case((inside, Activity.distance_m), else_=0.0)), 0.0)
+
+
+# Built once: a run's totals are asked for on every note, and building the expression cost more
+# than running it.
+_TOTALS = select(
+    _window("week0", "week1"),
+    _window("month0", "day"),
+    _window("year0", "day"),
+    _window("r7", "day"),
+    _window("r28", "day"),
+).where(
+    Activity.athlete_id == bindparam("athlete_id"),
+    Activity.local_date >= bindparam("lowest", type_=Date),
+    Activity.local_date <= bindparam("week1", type_=Date),
+)
+# Apart, and without CASEs: the last massage may be years back, and this is the one sum that
+# reads that far.
+_SINCE = select(func.coalesce(func.sum(Activity.distance_m), 0.0)).where(
+    Activity.athlete_id == bindparam("athlete_id"),
+    Activity.local_date >= bindparam("massage0", type_=Date),
+    Activity.local_date <= bindparam("day", type_=Date),
+)
+
+
 def totals(session: Session, athlete: Athlete, day: dt.date, last: dt.date | None = None) -> Totals:
-    """All totals for the week, month, year and windows around `day`, in one indexed query.
+    """All totals for the week, month, year and windows around `day`, in two indexed queries.
 
     `last` is the latest massage on or before `day` (see `last_massage`).
     """
-    week0, month0, year0 = week_start(day), day.replace(day=1), day.replace(month=1, day=1)
-    r7, r28 = day - dt.timedelta(days=6), day - dt.timedelta(days=27)
-    connect0, massage0 = athlete.connected_at.date(), massage_anchor(athlete, last)
-    d, dist = Activity.local_date, Activity.distance_m
-
-    def window(lo: dt.date, hi: dt.date, *, exclusive_lo: bool = False) -> Any:
-        lower = d > lo if exclusive_lo else d >= lo
-        return func.coalesce(func.sum(case((lower & (d <= hi), dist), else_=0.0)), 0.0)
-
-    # The anchor for "since the last massage": a session logged on a day counts that day's
-    # runs as before it; without a session, runs on the connect day count.
-    row = session.execute(
-        select(
-            window(week0, week0 + dt.timedelta(days=6)),
-            window(month0, day),
-            window(year0, day),
-            window(r7, day),
-            window(r28, day),
-            window(connect0, day),
-            window(massage0, day, exclusive_lo=last is not None),
-        ).where(Activity.athlete_id == athlete.id, d >= min(year0, r28, connect0, massage0))
-    ).one()
-    return Totals(*(float(v) for v in row))
+    week0 = week_start(day)
+    dates = {
+        "week0": week0,
+        "week1": week0 + dt.timedelta(days=6),
+        "month0": day.replace(day=1),
+        "year0": day.replace(month=1, day=1),
+        "r7": day - dt.timedelta(days=6),
+        "r28": day - dt.timedelta(days=27),
+        "day": day,
+    }
+    lowest = min(dates["year0"], dates["r28"], week0)
+    row = session.execute(_TOTALS, {**dates, "athlete_id": athlete.id, "lowest": lowest}).one()
+    # "Since the last massage": a session logged on a day counts that day's runs as before it;
+    # without a session, runs from the connect day on count.
+    massage0 = last + dt.timedelta(days=1) if last is not None else massage_anchor(athlete, last)
+    since = session.scalar(_SINCE, {"athlete_id": athlete.id, "massage0": massage0, "day": day})
+    week, month, year, r7, r28 = (float(v) for v in row)
+    return Totals(week, month, year, r7, r28, float(since or 0.0))
 
 
 def runs_between(
@@ -137,4 +175,23 @@ def recent_notes(session: Session, athlete_id: int, exclude: int, limit: int = 1
             .order_by(Note.local_date.desc(), Note.id.desc())
             .limit(limit)
         )
+    )
+
+
+def last_note_date(
+    session: Session, athlete_id: int, kind: str, day: dt.date, exclude: int
+) -> dt.date | None:
+    """The latest date on or before `day` the runner got a note of this kind (one run left out)."""
+    # Newest first along the (athlete, date) index, so it stops at the first match instead of
+    # reading the runner's whole history.
+    return session.scalar(
+        select(Note.local_date)
+        .where(
+            Note.athlete_id == athlete_id,
+            Note.kind == kind,
+            Note.local_date <= day,
+            Note.activity_id != exclude,
+        )
+        .order_by(Note.local_date.desc())
+        .limit(1)
     )

@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from strava_massage import ledger
-from strava_massage.advice import DEFAULTS, AdviceSettings, PastNote, TrainingState, advise
+from strava_massage.advice import (
+    DEFAULTS,
+    MONTHLY_CHECKIN,
+    AdviceSettings,
+    PastNote,
+    TrainingState,
+    advise,
+)
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database
 from strava_massage.merge import make_block, merge_note
@@ -400,6 +407,7 @@ def training_state(
         last_massage_date=last,
         next_race_date=athlete.next_race_on,
         recent_notes=tuple(PastNote(n.local_date, n.kind, n.tip_id, n.is_session) for n in notes),
+        last_checkin_date=ledger.last_note_date(session, athlete.id, MONTHLY_CHECKIN, day, run.id),
     )
 
 

@@ -171,6 +171,25 @@ CASES: dict[str, Case] = {
         {},
         "monthly_checkin",
     ),
+    # Not logged after the last reminder: the next one waits a full period, not the cooldown.
+    "checkin-reminded-29-days-ago": (
+        {
+            "since_massage_days": 70,
+            "since_massage_m": 500 * KM,
+            "last_checkin_date": DAY - timedelta(days=29),
+        },
+        {},
+        "recovery_tip",
+    ),
+    "checkin-reminded-30-days-ago": (
+        {
+            "since_massage_days": 70,
+            "since_massage_m": 500 * KM,
+            "last_checkin_date": DAY - timedelta(days=30),
+        },
+        {},
+        "monthly_checkin",
+    ),
 }
 
 

@@ -45,7 +45,7 @@ def test_same_event_three_times_costs_one_get_and_one_put(stack: Stack) -> None:
     stack.wait_idle()
     assert stack.sim.count("GET", f"/api/v3/activities/{run['id']}") == 1
     assert stack.sim.count("PUT", f"/api/v3/activities/{run['id']}") == 1
-    assert _rows(stack, Event) == 1
+    assert len(stack.events()) == 1
     assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
 
 
@@ -70,7 +70,7 @@ def test_same_event_delivered_concurrently_costs_one_get_and_one_put(stack: Stac
         t.join()
     stack.wait_idle()
     assert statuses == [[200]] * 8
-    assert _rows(stack, Event) == 1
+    assert len(stack.events()) == 1
     assert stack.sim.count("GET", f"/api/v3/activities/{run['id']}") == 1
     assert stack.sim.count("PUT", f"/api/v3/activities/{run['id']}") == 1
 
@@ -222,7 +222,7 @@ def test_unknown_owner_is_answered_and_stores_nothing(stack: Stack) -> None:
     stranger = stack.sim.create_athlete()
     stack.sim.reset_calls()
     stack.sim.create_activity(stranger["id"])
-    assert _rows(stack, Event) == 0
+    assert len(stack.events()) == 0
     assert stack.sim.count(path_prefix="/api/v3") == 0
 
 

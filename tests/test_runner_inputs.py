@@ -73,6 +73,25 @@ def test_backfill_imports_eight_weeks_and_the_first_note_counts_them(make_stack)
         assert len(session.scalars(select(Activity)).all()) == expected + 1
 
 
+def test_a_big_history_is_imported_a_page_of_200_at_a_time(make_stack) -> None:
+    stack: Stack = make_stack()
+    stack.subscribe()
+    stack.start_worker()
+    athlete = stack.sim.create_athlete()
+    now = dt.datetime.now().replace(microsecond=0)
+    for n in range(250):  # a double-day runner: 250 runs inside the eight weeks
+        start = now - dt.timedelta(hours=5 * (n + 1))
+        stack.sim.create_activity(athlete["id"], distance=5000.0, start_date_local=start, fire=False)
+    stack.sim.reset_calls()
+    stack.connect(athlete["id"])
+    with stack.db.session() as session:
+        row = session.get(Athlete, athlete["id"])
+        assert row is not None and row.backfill_runs == 250
+    assert stack.sim.count("GET", "/api/v3/athlete/activities") == 2
+    (event,) = [e for e in stack.events(backfill=True) if e.aspect_type == "backfill"]
+    assert event.outcome == "history imported: 250 runs of 250 activities, 2 call(s)"
+
+
 def test_runner_settings_from_the_command_line(stack: Stack) -> None:
     athlete_id = _runner(stack)
     _cli(stack, "runner", "set", str(athlete_id), "--units", "mi", "--notes", "paused",

@@ -275,6 +275,11 @@ def monthly_checkin(state: TrainingState, settings: AdviceSettings) -> Advice | 
         return None
     if state.since_massage_m < settings.checkin_m(state.units):
         return None
+    # Monthly means monthly: a runner who has not logged the session yet is reminded again only
+    # after another full period, not at every run once the cooldown ends.
+    last = state.last_checkin_date
+    if last is not None and (state.local_date - last).days < settings.checkin_days:
+        return None
     since = "your last massage" if state.last_massage_date else "you connected"
     return Advice(
         kind=MONTHLY_CHECKIN,

@@ -62,6 +62,8 @@ class TrainingState:
     last_massage_date: date | None
     next_race_date: date | None
     recent_notes: tuple[PastNote, ...]  # newest first
+    # The last monthly check-in note, however long ago (recent_notes may not reach back that far).
+    last_checkin_date: date | None = None
 
 
 @dataclass(frozen=True)

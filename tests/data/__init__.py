@@ -1,0 +1,1 @@
+"""Test data: a synthetic Strava export and the script that makes it."""
