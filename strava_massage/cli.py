@@ -174,15 +174,18 @@ def subscription_delete() -> None:
 # -- events ------------------------------------------------------------------------------------
 
 
-@click.command("events")
+@click.group("events", invoke_without_command=True)
 @click.option("--pending", is_flag=True, help="Only events waiting or in progress.")
 @click.option("--failed", is_flag=True, help="Only events that failed.")
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.pass_context
 @with_appcontext
-def events_command(pending: bool, failed: bool, limit: int) -> None:
-    """List stored webhook events and their status."""
+def events_command(ctx: click.Context, pending: bool, failed: bool, limit: int) -> None:
+    """List stored webhook events and their status (or replay some: `events replay`)."""
     from strava_massage.models import Event
 
+    if ctx.invoked_subcommand is not None:
+        return
     query = select(Event).order_by(Event.id.desc()).limit(limit)
     statuses = [*(["pending", "processing"] if pending else []), *(["failed"] if failed else [])]
     if statuses:
@@ -199,6 +202,28 @@ def events_command(pending: bool, failed: bool, limit: int) -> None:
             f"{e.id:>6}  {e.status:<10} {kind:<16} {e.object_id:>12} {e.owner_id:>10}  "
             f"{e.outcome or ''}"
         )
+
+
+@events_command.command("replay")
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--failed", "all_failed", is_flag=True, help="Every failed event.")
+@with_appcontext
+def events_replay(event_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Queue finished events again (a dead letter after its cause is fixed)."""
+    from strava_massage import services
+    from strava_massage.processing import reopen_events
+
+    if bool(event_ids) == all_failed:
+        raise click.UsageError("give event ids or --failed (not both)")
+    found = reopen_events(services.get(), list(event_ids) if event_ids else None)
+    missing = sorted(set(event_ids) - set(found))
+    if missing:
+        click.echo(f"not replayed (unknown, or still pending): {', '.join(map(str, missing))}")
+    click.echo(
+        f"{len(found)} event(s) queued again" + (f": {', '.join(map(str, found))}" if found else "")
+    )
+    if missing:
+        sys.exit(1)
 
 
 # -- runner inputs -----------------------------------------------------------------------------

@@ -60,10 +60,26 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # Refresh a token this long before Strava says it expires, so a call never races it.
         "TOKEN_REFRESH_MARGIN_SECONDS": int(get("TOKEN_REFRESH_MARGIN_SECONDS", 300)),
         "RATE_WINDOW_SECONDS": int(get("RATE_WINDOW_SECONDS", 900)),
+        # Retries of Strava 5xx, timeouts and connection errors: attempts, and the first wait.
+        "MAX_ATTEMPTS": int(get("MAX_ATTEMPTS", 6)),
+        "RETRY_BASE_SECONDS": float(get("RETRY_BASE_SECONDS", 5)),
+        # The app's non-upload limits (15 minutes, daily) until Strava's headers say otherwise.
+        "STRAVA_RATE_LIMITS": _limits(get("STRAVA_RATE_LIMITS", "100,1000")),
     }
     cfg.update({k: v for k, v in overrides.items() if k not in cfg or k in ("TESTING", "DEMO")})
     _check_required(cfg)
     return cfg
+
+
+def _limits(value: Any) -> tuple[int, int]:
+    """Parse "15-minute,daily" request limits."""
+    if isinstance(value, tuple):
+        return value
+    try:
+        short, daily = (int(part) for part in str(value).split(","))
+    except ValueError:
+        raise ConfigError("STRAVA_RATE_LIMITS must be two numbers, e.g. 100,1000") from None
+    return short, daily
 
 
 def _check_required(cfg: dict[str, Any]) -> None:

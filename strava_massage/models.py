@@ -100,6 +100,17 @@ class Subscription(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RateBudget(Base):
+    """Strava's request budget for one window ("short" 15 minutes, or "daily"), for all workers."""
+
+    __tablename__ = "rate_budget"
+
+    bucket: Mapped[str] = mapped_column(String(8), primary_key=True)
+    window_index: Mapped[int] = mapped_column(BigInteger)  # epoch seconds // window length
+    used: Mapped[int] = mapped_column(Integer)  # reserved by us or reported by Strava, the larger
+    allowed: Mapped[int] = mapped_column(Integer)
+
+
 class Event(Base):
     """A webhook event as received: the record of work, whatever the queue does."""
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from strava_massage import ledger
 from strava_massage.advice import (
@@ -56,7 +56,6 @@ from strava_massage.tokens import NoToken, access_token
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 600.0
 
 
@@ -72,6 +71,7 @@ class Services:
     token_margin: int = 300
     lease_seconds: int = 60
     max_attempts: int = 6
+    retry_base_seconds: float = 5.0  # first retry's wait; doubled for each further attempt
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> dt.datetime:
@@ -88,16 +88,44 @@ class Done(Exception):
         self.status = status
 
 
+class AthleteBusy(Exception):
+    """Another worker holds an event of the same runner; this one waits its turn."""
+
+
 def claim(svc: Services, event_id: int) -> Event | None:
-    """Take the event for this worker until its lease ends; None if done or held elsewhere."""
+    """Take the event for this worker until its lease ends; None if done or held elsewhere.
+
+    One runner's events go one at a time: the claim fails with AthleteBusy while another of
+    their events is claimed and its lease is running. The lease is the lock, so a crashed
+    holder frees the runner when it ends.
+    """
     now = svc.now()
-    with svc.db.session() as session:
+    with svc.db.write_lock, svc.db.session() as session:
+        owner = session.scalar(select(Event.owner_id).where(Event.id == event_id))
+        if owner is None:
+            return None
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialise claims for this runner until commit: two claims for different events
+            # would otherwise both see no other claim under READ COMMITTED.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": owner})
+        other = aliased(Event)
+        held = (
+            select(other.id)
+            .where(
+                other.owner_id == owner,
+                other.id != event_id,
+                other.status == "processing",
+                other.due_at > now,
+            )
+            .exists()
+        )
         result = session.execute(
             update(Event)
             .where(
                 Event.id == event_id,
                 Event.status.in_(("pending", "processing")),
                 Event.due_at <= now,
+                ~held,
             )
             .values(
                 status="processing",
@@ -106,6 +134,16 @@ def claim(svc: Services, event_id: int) -> Event | None:
             )
         )
         if not result.rowcount:  # type: ignore[attr-defined]
+            busy = session.scalar(select(held)) and session.scalar(
+                select(Event.id).where(
+                    Event.id == event_id,
+                    Event.status.in_(("pending", "processing")),
+                    Event.due_at <= now,
+                )
+            )
+            session.rollback()
+            if busy:
+                raise AthleteBusy(owner)
             return None
         session.commit()
         return session.get(Event, event_id)
@@ -124,10 +162,43 @@ def _finish(svc: Services, event_id: int, status: str, outcome: str, due_in: flo
 
 
 def process_event(svc: Services, event_id: int) -> str:
-    """Process one event end to end; returns its outcome. Safe to call any number of times."""
-    event = claim(svc, event_id)
+    """Process one event end to end; returns its outcome. Safe to call any number of times.
+
+    Then take the runner's other due events, one by one: claims that found the runner busy
+    left theirs to the holder rather than polling for their turn.
+    """
+    try:
+        event = claim(svc, event_id)
+    except AthleteBusy:
+        return "waiting: another event of this runner is in progress"
     if event is None:
         return "not claimable (finished, deferred or held by another worker)"
+    outcome = _process_claimed(svc, event)
+    while (next_id := _next_due(svc, event.owner_id)) is not None:
+        try:
+            following = claim(svc, next_id)
+        except AthleteBusy:
+            break  # another worker has the runner now, and drains in turn
+        if following is None:
+            break
+        _process_claimed(svc, following)
+    return outcome
+
+
+def _next_due(svc: Services, owner_id: int) -> int | None:
+    """The runner's oldest claimable event: waiting and due, or left by a dead worker."""
+    with svc.db.session() as session:
+        return session.scalar(
+            select(func.min(Event.id)).where(
+                Event.owner_id == owner_id,
+                Event.status.in_(("pending", "processing")),
+                Event.due_at <= svc.now(),
+            )
+        )
+
+
+def _process_claimed(svc: Services, event: Event) -> str:
+    """Handle a claimed event and record how it ended."""
     ids = f"event={event.id} athlete={event.owner_id} object={event.object_type}:{event.object_id}"
     try:
         outcome = _handle(svc, event)
@@ -165,7 +236,7 @@ def process_event(svc: Services, event_id: int) -> str:
 
 def _retry(svc: Services, event: Event, ids: str, e: Exception) -> str:
     """Hand a temporary failure back to the queue with exponential backoff and jitter."""
-    delay = min(RETRY_BASE_SECONDS * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
+    delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
     delay *= random.uniform(0.8, 1.2)  # jitter, so a burst of failures spreads out
     _finish(svc, event.id, "pending", f"retrying: {e}", delay)
     svc.enqueue(event.id, delay)
@@ -218,15 +289,18 @@ def _handle_activity(svc: Services, event: Event) -> str:
         if not info.is_run:
             removed = ledger.remove_activity(session, info.id)
             session.commit()
+            svc.strava.refund()
             raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
         ledger.upsert_run(session, info)
         note = session.scalar(select(Note).where(Note.activity_id == info.id))
         session.commit()
 
     if note is not None and note.status == "written" and event.aspect_type == "update":
+        svc.strava.refund()
         return "ledger updated; note already written"
     if note is None:
         if not athlete.notes_enabled:
+            svc.strava.refund()
             return "counted; notes paused"
         note = _decide_note(svc, athlete, info)
     return _write_note(svc, token, info, note)
@@ -280,23 +354,32 @@ def decide_note(
 
 
 def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> str:
-    """Merge the note's block into its target field; PUT only if that changes it."""
+    """Merge the note's block into its target field; PUT only if that changes it.
+
+    The GET reserved one PUT in the rate budget: it is used here, or given back.
+    """
+    prepaid = True
     if note.target == "private_note":
         current = info.private_note or ""
         text = merge_note(current, note.text, make_block(note.text))
         try:
-            if text != current:
-                svc.strava.update_private_note(token, info.id, text)
+            if text == current:
+                svc.strava.refund()
+            else:
+                svc.strava.update_private_note(token, info.id, text, prepaid=True)
             return _mark_written(svc, note, f"note in private note ({note.kind})")
         except Rejected:
             # The private note is undocumented; when Strava refuses it, the description is
             # the clean fallback, for this note and the runner's next ones.
             log.warning("private note refused athlete=%s; using the description", note.athlete_id)
             _use_description(svc, note)
+            prepaid = False  # the reserved PUT went on the refusal
     description = merge_note(info.description, note.text, make_block(note.text))
     if description != info.description:
-        svc.strava.update_description(token, info.id, description)
+        svc.strava.update_description(token, info.id, description, prepaid=prepaid)
         return _mark_written(svc, note, f"note written ({note.kind})")
+    if prepaid:
+        svc.strava.refund()
     return _mark_written(svc, note, f"note already present ({note.kind})")
 
 
@@ -409,6 +492,31 @@ def training_state(
         recent_notes=tuple(PastNote(n.local_date, n.kind, n.tip_id, n.is_session) for n in notes),
         last_checkin_date=ledger.last_note_date(session, athlete.id, MONTHLY_CHECKIN, day, run.id),
     )
+
+
+def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
+    """Make finished events (by id, or every failed one for None) pending again; returns ids.
+
+    Processing is idempotent, so replaying an event that did succeed costs a GET and no PUT.
+    """
+    with svc.db.write_lock, svc.db.session() as session:
+        query = select(Event.id).where(Event.status.not_in(("pending", "processing")))
+        query = (
+            query.where(Event.id.in_(ids))
+            if ids is not None
+            else query.where(Event.status == "failed")
+        )
+        found = list(session.scalars(query.order_by(Event.id)))
+        if found:
+            session.execute(
+                update(Event)
+                .where(Event.id.in_(found))
+                .values(status="pending", attempts=0, due_at=svc.now(), outcome="replay requested")
+            )
+        session.commit()
+    for event_id in found:
+        svc.enqueue(event_id, 0)
+    return found
 
 
 def delete_athlete(db: Database, athlete_id: int) -> None:

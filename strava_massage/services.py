@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from strava_massage.budget import Budget
 from strava_massage.crypto import TokenBox
 from strava_massage.processing import Services
 from strava_massage.strava import StravaAPI
@@ -20,6 +21,9 @@ def init_app(app: Flask) -> Services:
         timeout=cfg["STRAVA_TIMEOUT_SECONDS"],
         window_seconds=cfg["RATE_WINDOW_SECONDS"],
     )
+    strava.budget = Budget(
+        app.extensions["db"], cfg["RATE_WINDOW_SECONDS"], limits=cfg["STRAVA_RATE_LIMITS"]
+    )
     tasks = app.extensions["tasks"]
     svc = Services(
         db=app.extensions["db"],
@@ -28,6 +32,8 @@ def init_app(app: Flask) -> Services:
         enqueue=tasks.enqueue,
         token_margin=cfg["TOKEN_REFRESH_MARGIN_SECONDS"],
         lease_seconds=cfg["SWEEP_AFTER_SECONDS"],
+        max_attempts=cfg["MAX_ATTEMPTS"],
+        retry_base_seconds=cfg["RETRY_BASE_SECONDS"],
     )
     app.extensions["services"] = svc
     return svc

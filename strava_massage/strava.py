@@ -233,6 +233,9 @@ class StravaAPI:
         self.http.mount(STRAVA_HOST, _BaseUrlAdapter(self.base_url, timeout))
         self._lock = threading.Lock()
         self.last_rate: RateStatus | None = None
+        # The budget shared by all workers (budget.Budget); without one, only this process's
+        # last response is known.
+        self.budget: Any = None
         self.calls = 0  # API calls made by this process (benchmarks and tests read it)
 
     # -- budget ------------------------------------------------------------------------
@@ -244,9 +247,17 @@ class StravaAPI:
             self.calls += 1
             if status is not None:
                 self.last_rate = status
+        if status is not None and self.budget is not None:
+            self.budget.observe(status)
 
-    def check_budget(self) -> None:
-        """Raise RateLimited, without calling Strava, when the last response said it is spent."""
+    def check_budget(self, calls: int = 1) -> None:
+        """Raise RateLimited, without calling Strava, when the budget is spent.
+
+        With a shared budget this reserves `calls` requests (see Budget.reserve).
+        """
+        if self.budget is not None:
+            self.budget.reserve(calls)
+            return
         status = self.last_rate
         if status is None:
             return
@@ -356,6 +367,11 @@ class StravaAPI:
 
     # -- API ---------------------------------------------------------------------------
 
+    def refund(self) -> None:
+        """Return the PUT that `get_activity` reserved, when no note needs writing."""
+        if self.budget is not None:
+            self.budget.refund()
+
     def get_athlete(self, access_token: str) -> AthleteInfo:
         """The authenticated athlete's id and preferred units."""
         self.check_budget()
@@ -365,8 +381,13 @@ class StravaAPI:
 
     def get_activity(self, access_token: str, activity_id: int) -> ActivityInfo:
         """One activity, reduced to the fields the service uses."""
-        self.check_budget()
-        return _activity_info(self._call(self._client(access_token).get_activity, activity_id))
+        # Reserves the PUT that writes the note too (`prepaid` there; `refund` if not needed).
+        self.check_budget(calls=2)
+        try:
+            return _activity_info(self._call(self._client(access_token).get_activity, activity_id))
+        except StravaError:
+            self.refund()  # no PUT follows a failed GET
+            raise
 
     def list_activities(self, access_token: str, after: dt.datetime) -> list[ActivityInfo]:
         """The athlete's activities that started after `after`, 200 a page (a call a page)."""
@@ -377,14 +398,20 @@ class StravaAPI:
         )
         return found
 
-    def update_description(self, access_token: str, activity_id: int, description: str) -> None:
+    def update_description(
+        self, access_token: str, activity_id: int, description: str, *, prepaid: bool = False
+    ) -> None:
         """Write the activity's description (and nothing else: never the title)."""
-        self.check_budget()
+        if not prepaid:
+            self.check_budget()
         self._call(self._client(access_token).update_activity, activity_id, description=description)
 
-    def update_private_note(self, access_token: str, activity_id: int, text: str) -> None:
+    def update_private_note(
+        self, access_token: str, activity_id: int, text: str, *, prepaid: bool = False
+    ) -> None:
         """Write Strava's private note (undocumented: a refusal comes back as Rejected)."""
-        self.check_budget()
+        if not prepaid:
+            self.check_budget()
         client = self._client(access_token)
         self._call(
             client.protocol.put,

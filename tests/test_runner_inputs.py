@@ -81,7 +81,9 @@ def test_a_big_history_is_imported_a_page_of_200_at_a_time(make_stack) -> None:
     now = dt.datetime.now().replace(microsecond=0)
     for n in range(250):  # a double-day runner: 250 runs inside the eight weeks
         start = now - dt.timedelta(hours=5 * (n + 1))
-        stack.sim.create_activity(athlete["id"], distance=5000.0, start_date_local=start, fire=False)
+        stack.sim.create_activity(
+            athlete["id"], distance=5000.0, start_date_local=start, fire=False
+        )
     stack.sim.reset_calls()
     stack.connect(athlete["id"])
     with stack.db.session() as session:

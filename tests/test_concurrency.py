@@ -1,0 +1,67 @@
+"""Several workers at once: one runner's events one at a time, no note ever doubled."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from strava_massage.merge import BLOCK_START
+
+from .conftest import Stack
+from .test_crash import _worker
+
+
+def _activity_of(path: str) -> int:
+    return int(path.rsplit("/", 1)[-1])
+
+
+def test_one_runners_events_are_processed_one_at_a_time(make_stack) -> None:
+    stack: Stack = make_stack()
+    stack.subscribe()
+    stack.start_worker(threads=4)
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    stack.sim.reset_calls()
+    stack.sim.latency = 0.03  # long enough for four threads to overlap, if they could
+    runs = [stack.sim.create_activity(athlete["id"]) for _ in range(12)]
+    events = stack.wait_idle(timeout=60)
+    assert {e.status for e in events} == {"done"}
+
+    # Each run's GET is followed by its own PUT before any other run's GET: never interleaved.
+    sequence = [(c.method, _activity_of(c.path)) for c in stack.sim.calls(path_prefix="/api/v3")]
+    assert len(sequence) == 2 * len(runs)
+    for (m1, a1), (m2, a2) in zip(sequence[::2], sequence[1::2], strict=True):
+        assert (m1, m2, a1) == ("GET", "PUT", a2), sequence
+    for run in runs:
+        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+
+
+def test_two_worker_processes_on_one_queue_never_double_a_note(make_stack, tmp_path: Path) -> None:
+    stack: Stack = make_stack(TOKEN_KEYS=Fernet.generate_key().decode())
+    stack.subscribe()
+    stack.sim.set_rate_limits(short=2000, read_short=1000)  # the quota is not what is tested
+    athletes = [stack.sim.create_athlete()["id"] for _ in range(4)]
+    for athlete_id in athletes:
+        stack.connect(athlete_id)
+    stack.sim.latency = 0.01
+    runs = [stack.sim.create_activity(a) for _ in range(10) for a in athletes]
+    # The same events delivered twice more, so both workers see duplicates in the queue.
+    for run in runs[::3]:
+        stack.sim.fire_event("activity", run["id"], "create", run["athlete"]["id"], event_time=9)
+    workers = [_worker(stack, tmp_path / f"worker{n}.log") for n in range(2)]
+    try:
+        events = stack.wait_idle(timeout=90)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+            w.wait(timeout=30)
+    assert {e.status for e in events} == {"done"}
+    for run in runs:
+        path = f"/api/v3/activities/{run['id']}"
+        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+        assert stack.sim.count("PUT", path) == 1, path
+    logs = [(tmp_path / f"worker{n}.log").read_text() for n in range(2)]
+    # Both processes did real work (otherwise this would test one worker).
+    assert all("event processed" in log for log in logs), [log[-500:] for log in logs]
