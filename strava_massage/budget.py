@@ -45,12 +45,14 @@ class Budget:
     def _windows(self, now: float) -> dict[str, int]:
         return {SHORT: int(now // self.window_seconds), DAILY: int(now // DAY)}
 
-    def reserve(self, calls: int = 1) -> None:
+    def reserve(self, calls: int = 1, *, spare: bool = False) -> None:
         """Take `calls` requests from both windows at once, or none and raise RateLimited.
 
         A job reserves its GET and the PUT that usually follows together, so a run it fetched
-        is never left without the request that writes its note.
+        is never left without the request that writes its note. With `spare`, the last tenth
+        of each window stays free: likely non-runs wait so that runs still get their notes.
         """
+        ceiling = 9 if spare else 10  # tenths of the limit this reservation may reach
         now = self.clock()
         with self.db.write_lock, self.db.session() as session:
             for bucket, window in self._windows(now).items():
@@ -59,7 +61,8 @@ class Budget:
                     session,
                     bucket,
                     window,
-                    (case((fresh, 0), else_=RateBudget.used) + calls <= RateBudget.allowed),
+                    (case((fresh, 0), else_=RateBudget.used) + calls) * 10
+                    <= RateBudget.allowed * ceiling,
                     used=case((fresh, calls), else_=RateBudget.used + calls),
                 )
                 if taken is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from strava_massage.config import ConfigError
 
@@ -431,6 +431,61 @@ def preview_command(
         click.echo(line)
 
 
+# -- keys ----------------------------------------------------------------------------------
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage the keys that encrypt runners' tokens at rest."""
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    """Re-encrypt every stored token under the newest key of TOKEN_KEYS.
+
+    Put a new key first in TOKEN_KEYS, keep the old ones after it, run this, then remove
+    the old keys once it reports no failure.
+    """
+    from cryptography.fernet import InvalidToken
+
+    from strava_massage import services
+    from strava_massage.models import Token
+
+    box = services.get().box
+    db = current_app.extensions["db"]
+    rotated, unreadable = 0, []
+    with db.session() as session:
+        ids = list(session.scalars(select(Token.athlete_id).order_by(Token.athlete_id)))
+    for athlete_id in ids:
+        with db.session() as session:
+            # Lock the row as a refresh does, so a worker's new pair is never overwritten.
+            session.execute(
+                update(Token)
+                .where(Token.athlete_id == athlete_id)
+                .values(version=Token.version + 1)
+            )
+            token = session.get(Token, athlete_id, populate_existing=True)
+            if token is None:
+                continue  # the runner left meanwhile
+            try:
+                token.access_token = box.rotate(token.access_token)
+                token.refresh_token = box.rotate(token.refresh_token)
+            except InvalidToken:
+                unreadable.append(athlete_id)
+                session.rollback()
+                continue
+            session.commit()
+            rotated += 1
+    click.echo(f"re-encrypted the tokens of {rotated} runner(s) under the newest key")
+    if unreadable:
+        listed = ", ".join(map(str, unreadable))
+        raise click.ClickException(
+            f"no key in TOKEN_KEYS opens the tokens of runner(s) {listed}; "
+            "they must connect again (keep the old keys until then)"
+        )
+
+
 COMMANDS = [
     db_group,
     serve,
@@ -441,6 +496,7 @@ COMMANDS = [
     runner_group,
     advise_command,
     preview_command,
+    keys_group,
 ]
 
 

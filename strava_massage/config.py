@@ -51,6 +51,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # Lets several deployments (or test runs) share one Redis without sharing tasks.
         "QUEUE_NAME": str(get("QUEUE_NAME", "strava-massage")),
         "SECRET_KEY": get("SECRET_KEY"),
+        # Older session keys, still accepted for reading, so rotating SECRET_KEY logs nobody out.
+        "SECRET_KEY_FALLBACKS": _split(get("SECRET_KEY_FALLBACKS", "")),
         "TOKEN_KEYS": get("TOKEN_KEYS"),
         # How long an event may sit pending or claimed before the sweep hands it out again.
         "SWEEP_AFTER_SECONDS": int(get("SWEEP_AFTER_SECONDS", 120)),
@@ -65,10 +67,19 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "RETRY_BASE_SECONDS": float(get("RETRY_BASE_SECONDS", 5)),
         # The app's non-upload limits (15 minutes, daily) until Strava's headers say otherwise.
         "STRAVA_RATE_LIMITS": _limits(get("STRAVA_RATE_LIMITS", "100,1000")),
+        # When set, /metrics wants "Authorization: Bearer <token>" (it shows the app's load).
+        "METRICS_TOKEN": get("METRICS_TOKEN"),
     }
     cfg.update({k: v for k, v in overrides.items() if k not in cfg or k in ("TESTING", "DEMO")})
     _check_required(cfg)
     return cfg
+
+
+def _split(value: Any) -> list[str]:
+    """A comma-separated setting as a list (a list passes through)."""
+    if isinstance(value, list):
+        return value
+    return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
 def _limits(value: Any) -> tuple[int, int]:

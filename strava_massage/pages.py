@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -22,7 +23,7 @@ from strava_massage import services
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
 from strava_massage.models import Activity, Athlete, Event, Note, OAuthState, utcnow
-from strava_massage.processing import backfill_event
+from strava_massage.processing import backfill_event, disconnect_athlete
 from strava_massage.strava import StravaError, TemporaryFailure
 from strava_massage.tokens import store_grant
 
@@ -47,6 +48,16 @@ def landing() -> str:
     return render_template("runner/landing.html", athlete_id=session.get("athlete_id"))
 
 
+def safe_next(target: str | None) -> str | None:
+    """A path on this site to return to, or None: never another host (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(c in target for c in "\\\r\n\t"):
+        return None
+    return target
+
+
 @bp.get("/connect")
 def connect() -> Response:
     """Send the runner to Strava's approval page with a fresh single-use state."""
@@ -55,6 +66,12 @@ def connect() -> Response:
     db.add(OAuthState(value=state))
     db.commit()
     session["oauth_state"] = state
+    # Where to go after connecting; checked again on the way out.
+    next_path = safe_next(request.args.get("next"))
+    if next_path:
+        session["next"] = next_path
+    else:
+        session.pop("next", None)
     strava = services.get().strava
     return redirect(strava.authorize_url(_callback_url(), state, ",".join(STRAVA_SCOPES)))
 
@@ -113,11 +130,12 @@ def connect_callback() -> Response | tuple[str, int]:
     db.commit()
     if backfill is not None:
         services.get().enqueue(backfill.id, 0)
+    next_path = safe_next(session.get("next"))
     session.clear()
     session["athlete_id"] = athlete_info.id
     session.permanent = True
     log.info("athlete connected athlete=%s", athlete_info.id)
-    return redirect(url_for("pages.welcome"))
+    return redirect(next_path or url_for("pages.welcome"))
 
 
 @bp.get("/welcome")
@@ -145,3 +163,15 @@ def logout() -> Response:
     """Forget the browser session (the connection to Strava stays)."""
     session.clear()
     return redirect(url_for("pages.landing"))
+
+
+@bp.post("/disconnect")
+def disconnect() -> Response | str:
+    """Revoke the app at Strava and delete everything about the runner, then say goodbye."""
+    athlete_id = session.get("athlete_id")
+    if athlete_id is None:
+        return redirect(url_for("pages.landing"))
+    revoked = disconnect_athlete(services.get(), athlete_id)
+    session.clear()
+    log.info("athlete disconnected athlete=%s revoked_at_strava=%s", athlete_id, revoked)
+    return render_template("runner/goodbye.html", revoked=revoked)

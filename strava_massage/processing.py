@@ -30,6 +30,7 @@ from strava_massage.advice import (
 )
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database
+from strava_massage.logfmt import life_line
 from strava_massage.merge import make_block, merge_note
 from strava_massage.models import (
     Activity,
@@ -43,6 +44,7 @@ from strava_massage.models import (
 )
 from strava_massage.notes import render_note
 from strava_massage.strava import (
+    RUN_TYPES,
     ActivityInfo,
     NotFound,
     RateLimited,
@@ -72,6 +74,7 @@ class Services:
     lease_seconds: int = 60
     max_attempts: int = 6
     retry_base_seconds: float = 5.0  # first retry's wait; doubled for each further attempt
+    on_outcome: Callable[[str], None] = field(default=lambda outcome: None)  # for /metrics
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> dt.datetime:
@@ -198,49 +201,60 @@ def _next_due(svc: Services, owner_id: int) -> int | None:
 
 
 def _process_claimed(svc: Services, event: Event) -> str:
-    """Handle a claimed event and record how it ended."""
-    ids = f"event={event.id} athlete={event.owner_id} object={event.object_type}:{event.object_id}"
+    """Handle a claimed event, record how it ended, and log one structured line."""
+    outcome = _run_claimed(svc, event)
+    svc.on_outcome(outcome)
+    return outcome
+
+
+def _run_claimed(svc: Services, event: Event) -> str:
+    """Handle a claimed event and store how it ended; returns the outcome."""
+    where = {"object": f"{event.object_type}:{event.object_id}", "attempt": event.attempts}
+
+    def line(stage: str, **fields: object) -> str:
+        return life_line(stage, event.id, event.owner_id, **where, **fields)
+
     try:
         outcome = _handle(svc, event)
     except Done as done:
         _finish(svc, event.id, done.status, done.outcome)
-        log.info("event %s %s %s", done.status, ids, done.outcome)
+        log.info(line("processed", status=done.status, outcome=done.outcome))
         return done.outcome
     except RateLimited as e:
         # Not a failure: the budget is spent. Come back when the window resets.
         _finish(svc, event.id, "pending", "deferred: rate limit", e.retry_after)
         svc.enqueue(event.id, e.retry_after)
-        log.info("event deferred %s wait=%.0fs (rate limit)", ids, e.retry_after)
+        log.info(line("deferred", wait=f"{e.retry_after:.0f}s", reason="rate limit"))
         return "deferred"
     except (Unauthorized, NotFound) as e:
         # Between our GET and PUT the runner revoked access or deleted the run: nothing to do.
         outcome = f"Strava answered {type(e).__name__} while writing; left alone"
         _finish(svc, event.id, "skipped", outcome)
-        log.info("event skipped %s %s", ids, outcome)
+        log.info(line("processed", status="skipped", outcome=outcome))
         return outcome
     except Exception as e:
         transient = isinstance(e, TemporaryFailure | OperationalError)  # Strava or database hiccup
         if transient and event.attempts < svc.max_attempts:
-            return _retry(svc, event, ids, e)
+            return _retry(svc, event, line, e)
         # A dead letter, visible in `strava-massage events --failed`, never a silent loop.
         _finish(svc, event.id, "failed", f"{type(e).__name__}: {e}")
         if isinstance(e, StravaError):
-            log.warning("event failed %s attempts=%s reason=%s", ids, event.attempts, e)
+            log.warning(line("failed", reason=e))
         else:
-            log.exception("event failed %s attempts=%s (bug)", ids, event.attempts)
+            log.exception(line("failed", reason=f"{type(e).__name__} (a bug)"))
         return "failed"
     _finish(svc, event.id, "done", outcome)
-    log.info("event processed %s %s", ids, outcome)
+    log.info(line("processed", status="done", outcome=outcome))
     return outcome
 
 
-def _retry(svc: Services, event: Event, ids: str, e: Exception) -> str:
+def _retry(svc: Services, event: Event, line: Callable[..., str], e: Exception) -> str:
     """Hand a temporary failure back to the queue with exponential backoff and jitter."""
     delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
     delay *= random.uniform(0.8, 1.2)  # jitter, so a burst of failures spreads out
     _finish(svc, event.id, "pending", f"retrying: {e}", delay)
     svc.enqueue(event.id, delay)
-    log.info("event retry %s attempt=%s wait=%.1fs reason=%s", ids, event.attempts, delay, e)
+    log.info(line("retrying", wait=f"{delay:.1f}s", reason=e))
     return "retrying"
 
 
@@ -250,7 +264,7 @@ def _handle(svc: Services, event: Event) -> str:
         return _backfill(svc, event)
     if event.object_type == "athlete":
         if str(event.updates.get("authorized", "")).lower() == "false":
-            delete_athlete(svc.db, event.owner_id)
+            delete_athlete(svc.db, event.owner_id)  # this event included
             raise Done("athlete deauthorized: all their data deleted")
         raise Done("athlete update ignored", "skipped")
     if event.aspect_type == "delete":
@@ -267,12 +281,18 @@ def _handle_activity(svc: Services, event: Event) -> str:
     with svc.db.session() as session:
         athlete = session.get(Athlete, event.owner_id)
     if athlete is None:
+        # Stored in the instant the runner left: keep nothing about them, not even this.
+        with svc.db.session() as session:
+            session.execute(delete(Event).where(Event.id == event.id))
+            session.commit()
         raise Done("unknown athlete", "skipped")  # costs no Strava call
     try:
         token = access_token(
             svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock
         )
-        info = svc.strava.get_activity(token, event.object_id)
+        info = svc.strava.get_activity(
+            token, event.object_id, low_priority=_likely_not_a_run(svc, event)
+        )
     except NoToken:
         raise Done("athlete has no token", "skipped") from None
     except Unauthorized:
@@ -351,6 +371,20 @@ def decide_note(
         target=athlete.note_target,
         status="decided",
     )
+
+
+def _likely_not_a_run(svc: Services, event: Event) -> bool:
+    """An update to an activity outside the ledger, or one turning it into another sport.
+
+    A create's sport is unknown until the GET, so every create counts as a run.
+    """
+    if event.aspect_type != "update":
+        return False
+    new_type = event.updates.get("type") or event.updates.get("sport_type")
+    if new_type:
+        return str(new_type) not in RUN_TYPES
+    with svc.db.session() as session:
+        return session.get(Activity, event.object_id) is None
 
 
 def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> str:
@@ -517,6 +551,27 @@ def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
     for event_id in found:
         svc.enqueue(event_id, 0)
     return found
+
+
+def disconnect_athlete(svc: Services, athlete_id: int) -> bool:
+    """Revoke the app at Strava, then delete the runner's data; True if Strava confirmed.
+
+    The runner asked to leave: their data goes even when Strava cannot be reached, and a
+    token that is already invalid means the app is revoked anyway.
+    """
+    revoked = False
+    try:
+        token = access_token(
+            svc.db, svc.strava, svc.box, athlete_id, margin=svc.token_margin, clock=svc.clock
+        )
+        svc.strava.deauthorize(token)
+        revoked = True
+    except (NoToken, Unauthorized):
+        revoked = True
+    except StravaError as e:
+        log.warning("deauthorize failed athlete=%s: %s", athlete_id, type(e).__name__)
+    delete_athlete(svc.db, athlete_id)
+    return revoked
 
 
 def delete_athlete(db: Database, athlete_id: int) -> None:

@@ -6,6 +6,7 @@ from flask import Flask, current_app
 
 from strava_massage.budget import Budget
 from strava_massage.crypto import TokenBox
+from strava_massage.metrics import Metrics
 from strava_massage.processing import Services
 from strava_massage.strava import StravaAPI
 
@@ -25,6 +26,10 @@ def init_app(app: Flask) -> Services:
         app.extensions["db"], cfg["RATE_WINDOW_SECONDS"], limits=cfg["STRAVA_RATE_LIMITS"]
     )
     tasks = app.extensions["tasks"]
+    metrics = Metrics()
+    strava.transport.on_call = metrics.count_call
+    metrics.watch(app.extensions["db"], strava.budget, tasks)
+    app.extensions["metrics"] = metrics
     svc = Services(
         db=app.extensions["db"],
         strava=strava,
@@ -34,6 +39,7 @@ def init_app(app: Flask) -> Services:
         lease_seconds=cfg["SWEEP_AFTER_SECONDS"],
         max_attempts=cfg["MAX_ATTEMPTS"],
         retry_base_seconds=cfg["RETRY_BASE_SECONDS"],
+        on_outcome=metrics.count_outcome,
     )
     app.extensions["services"] = svc
     return svc

@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -177,6 +178,8 @@ class _BaseUrlAdapter(HTTPAdapter):
         super().__init__(pool_connections=4, pool_maxsize=32)
         self.base_url = base_url
         self.timeout = timeout
+        # Told (method, path, status) of every request, for the /metrics counters.
+        self.on_call: Callable[[str, str, str], None] | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Rewrite the host prefix and apply a default timeout (stravalib sets none)."""
@@ -185,7 +188,19 @@ class _BaseUrlAdapter(HTTPAdapter):
             request.url = self.base_url + request.url[len(STRAVA_HOST) :]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        if self.on_call is None:
+            return super().send(request, **kwargs)
+        path = urlsplit(request.url).path
+        try:
+            response = super().send(request, **kwargs)
+        except requests.Timeout:
+            self.on_call(str(request.method), path, "timeout")
+            raise
+        except requests.ConnectionError:
+            self.on_call(str(request.method), path, "connection error")
+            raise
+        self.on_call(str(request.method), path, str(response.status_code))
+        return response
 
 
 class _ExplicitRefreshApi(ApiV3):
@@ -230,7 +245,8 @@ class StravaAPI:
         self.window_seconds = window_seconds
         self.clock = clock
         self.http = requests.Session()
-        self.http.mount(STRAVA_HOST, _BaseUrlAdapter(self.base_url, timeout))
+        self.transport = _BaseUrlAdapter(self.base_url, timeout)
+        self.http.mount(STRAVA_HOST, self.transport)
         self._lock = threading.Lock()
         self.last_rate: RateStatus | None = None
         # The budget shared by all workers (budget.Budget); without one, only this process's
@@ -250,13 +266,14 @@ class StravaAPI:
         if status is not None and self.budget is not None:
             self.budget.observe(status)
 
-    def check_budget(self, calls: int = 1) -> None:
+    def check_budget(self, calls: int = 1, *, low_priority: bool = False) -> None:
         """Raise RateLimited, without calling Strava, when the budget is spent.
 
-        With a shared budget this reserves `calls` requests (see Budget.reserve).
+        With a shared budget this reserves `calls` requests (see Budget.reserve); a
+        low-priority job leaves the window's last tenth to runs.
         """
         if self.budget is not None:
-            self.budget.reserve(calls)
+            self.budget.reserve(calls, spare=low_priority)
             return
         status = self.last_rate
         if status is None:
@@ -379,10 +396,12 @@ class StravaAPI:
         units = "km" if athlete.measurement_preference == "meters" else "mi"
         return AthleteInfo(int(athlete.id), units)
 
-    def get_activity(self, access_token: str, activity_id: int) -> ActivityInfo:
+    def get_activity(
+        self, access_token: str, activity_id: int, *, low_priority: bool = False
+    ) -> ActivityInfo:
         """One activity, reduced to the fields the service uses."""
         # Reserves the PUT that writes the note too (`prepaid` there; `refund` if not needed).
-        self.check_budget(calls=2)
+        self.check_budget(calls=2, low_priority=low_priority)
         try:
             return _activity_info(self._call(self._client(access_token).get_activity, activity_id))
         except StravaError:

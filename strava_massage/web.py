@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request
 from flask_wtf import CSRFProtect
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
@@ -27,12 +29,13 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, unexpected_error)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/metrics", "metrics", metrics)
     app.context_processor(lambda: {"product_name": PRODUCT_NAME})
 
 
 def wants_json() -> bool:
     """Machine callers (webhooks, health, JSON clients) get JSON errors, people get pages."""
-    return request.path.startswith(("/webhooks/", "/healthz")) or (
+    return request.path.startswith(("/webhooks/", "/healthz", "/metrics")) or (
         request.accept_mimetypes.best == "application/json"
     )
 
@@ -81,3 +84,14 @@ def healthz() -> tuple[Response, int]:
         checks["queue"] = f"error: {type(e).__name__}"
     ok = checks["database"] == "ok" and checks["queue"] == "ok"
     return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503
+
+
+def metrics() -> Response:
+    """Counters in Prometheus's text format; behind a bearer token when METRICS_TOKEN is set."""
+    expected = current_app.config.get("METRICS_TOKEN")
+    if expected:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), str(expected).encode()):
+            abort(401)
+    body = current_app.extensions["metrics"].render()
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -126,3 +126,31 @@ def _offsets(calls: list) -> list[float]:
         first.setdefault(int(c.time // WINDOW), c.time % WINDOW)
         last[int(c.time // WINDOW)] = c.time % WINDOW
     return [(round(v, 2), round(last[k], 2)) for k, v in sorted(first.items())]
+
+
+def test_when_the_budget_runs_short_runs_go_before_likely_non_runs(make_stack) -> None:
+    # 20 requests a window, a window long enough that it never resets during the test.
+    stack: Stack = make_stack(STRAVA_RATE_LIMITS="20,1000")
+    stack.subscribe()
+    stack.sim.set_rate_limits(read_short=20, short=40)
+    stack.start_worker()
+    athlete = stack.sim.create_athlete()["id"]
+    stack.connect(athlete)  # the athlete and the history import: two calls
+    rides = [stack.sim.create_activity(athlete, sport_type="Ride", fire=False) for _ in range(2)]
+    for _ in range(7):
+        stack.sim.create_activity(athlete)
+    stack.wait_idle()
+    # With the subscription's call, 17 of 20 are spent: into the last tenth, kept for runs.
+    assert stack.sim.count(path_prefix="/api/v3") == 17
+    # Edits to activities outside the ledger (rides, here) are likely non-runs: they wait.
+    for ride in rides:
+        stack.sim.fire_event("activity", ride["id"], "update", athlete, {"title": "Spin"})
+    late_run = stack.sim.create_activity(athlete)
+    deadline = time.monotonic() + 20
+    while BLOCK_START not in stack.sim.activity(late_run["id"])["description"]:
+        assert time.monotonic() < deadline, [(e.status, e.outcome) for e in stack.events()][-3:]
+        time.sleep(0.05)
+    time.sleep(0.3)
+    waiting = [e for e in stack.events() if e.object_id in {r["id"] for r in rides}]
+    assert [(e.status, e.outcome) for e in waiting] == [("pending", "deferred: rate limit")] * 2
+    assert stack.sim.count("GET", f"/api/v3/activities/{rides[0]['id']}") == 0

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from strava_massage.logfmt import life_line
 from strava_massage.models import utcnow
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -83,7 +84,9 @@ def receive() -> tuple[Response, int]:
     _enqueue(tasks, event_id)
     # DEBUG, not INFO: the worker logs every event's outcome, and a second line per event
     # from the web process costs a third of the intake's throughput (benchmarks/README.md).
-    log.debug("event received event=%s athlete=%s", event_id, event["owner_id"])
+    if log.isEnabledFor(logging.DEBUG):
+        object_ref = f"{event['object_type']}:{event['object_id']}"
+        log.debug(life_line("received", event_id, event["owner_id"], object=object_ref))
     return jsonify(status="accepted"), 200
 
 
@@ -116,9 +119,10 @@ def parse_event(raw: bytes) -> dict[str, Any]:
         raise BadEvent("body must be a JSON object")
     object_type = body.get("object_type")
     aspect_type = body.get("aspect_type")
-    if object_type not in OBJECT_TYPES:
+    # A set lookup of a list or object would raise TypeError (a 500): check the type first.
+    if not isinstance(object_type, str) or object_type not in OBJECT_TYPES:
         raise BadEvent("object_type must be activity or athlete")
-    if aspect_type not in ASPECT_TYPES:
+    if not isinstance(aspect_type, str) or aspect_type not in ASPECT_TYPES:
         raise BadEvent("aspect_type must be create, update or delete")
     updates = body.get("updates", {})
     if updates is None:

@@ -97,6 +97,8 @@ def create_simulator_app(state: SimState) -> Flask:
     def _gate() -> None:
         """Count the request, then reject it if over a limit or chosen to fail."""
         g.athlete_id = None
+        if state.oauth_down and request.method == "POST" and "/oauth/" in request.path:
+            raise FaultError(503, "Service Unavailable", "OAuth", "server", "unavailable")
         if not metered(request.path):
             return
         g.rate_headers, exceeded = state.count_api_request()

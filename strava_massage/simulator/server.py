@@ -80,7 +80,11 @@ class Simulator(SimState):
             self._server = self._thread = None
 
     def connect_via(
-        self, service_url: str, athlete_id: int, granted: list[str] | None = None
+        self,
+        service_url: str,
+        athlete_id: int,
+        granted: list[str] | None = None,
+        next_path: str | None = None,
     ) -> tuple[requests.Session, requests.Response]:
         """Walk a service's connect flow as a runner would, approving on this simulator.
 
@@ -89,7 +93,8 @@ class Simulator(SimState):
         browser-like session (logged in to the service) and the service's final response.
         """
         browser = requests.Session()
-        r = browser.get(service_url + "/connect", allow_redirects=False, timeout=10)
+        params = {"next": next_path} if next_path is not None else None
+        r = browser.get(service_url + "/connect", params=params, allow_redirects=False, timeout=10)
         if r.status_code != 302:
             raise RuntimeError(f"{service_url}/connect answered {r.status_code}, not a redirect")
         query = parse_qs(urlsplit(r.headers["Location"]).query)

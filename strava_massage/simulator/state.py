@@ -169,6 +169,7 @@ class SimState:
         self.reject_private_note = False
         self.timeout_delay = 3.0
         self.latency = 0.0  # seconds every /api/v3 answer waits before it is handled
+        self.oauth_down = False  # when True, token exchange, refresh and deauthorize answer 503
         self.lock = threading.RLock()
         self._athletes: dict[int, JSON] = {}
         self._activities: dict[int, JSON] = {}
@@ -179,6 +180,7 @@ class SimState:
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Grant] = {}
         self._refresh_counts: dict[int, int] = {}
+        self._issued: list[str] = []
         self._subscriptions: dict[int, JSON] = {}
         self._next_subscription = 1
         self._calls: list[Call] = []
@@ -457,6 +459,7 @@ class SimState:
     def _tokens(self, grant: _Grant) -> JSON:
         """Issue a fresh access/refresh token pair for a grant."""
         access, refresh = secrets.token_hex(20), secrets.token_hex(20)
+        self._issued += [access, refresh]
         expires_at = int(time.time()) + self.token_lifetime
         self._access[access] = _Grant(grant.athlete_id, grant.scopes, expires_at)
         self._refresh[refresh] = _Grant(grant.athlete_id, grant.scopes)
@@ -486,6 +489,11 @@ class SimState:
                 raise FaultError(400, "Bad Request", "RefreshToken", "refresh_token", "invalid")
             self._refresh_counts[grant.athlete_id] = self.refresh_count(grant.athlete_id) + 1
             return self._tokens(grant)
+
+    def issued_secrets(self) -> list[str]:
+        """Every access and refresh token handed out so far (tests search logs for them)."""
+        with self.lock:
+            return list(self._issued)
 
     def refresh_count(self, athlete_id: int) -> int:
         """How many refreshes this athlete's tokens went through."""
