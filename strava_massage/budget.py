@@ -43,6 +43,7 @@ class Budget:
         self._known: dict[str, tuple[int, int, int]] = {}
 
     def _windows(self, now: float) -> dict[str, int]:
+        """The numbers of the short and daily windows `now` falls in."""
         return {SHORT: int(now // self.window_seconds), DAILY: int(now // DAY)}
 
     def reserve(self, calls: int = 1, *, spare: bool = False) -> None:
