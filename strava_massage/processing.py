@@ -91,6 +91,10 @@ class Done(Exception):
         self.status = status
 
 
+class ClaimLost(Exception):
+    """This worker's lease ran out and another took the event: the write is theirs now."""
+
+
 class AthleteBusy(Exception):
     """Another worker holds an event of the same runner; this one waits its turn."""
 
@@ -220,6 +224,10 @@ def _run_claimed(svc: Services, event: Event) -> str:
         _finish(svc, event.id, done.status, done.outcome)
         log.info(line("processed", status=done.status, outcome=done.outcome))
         return done.outcome
+    except ClaimLost:
+        svc.strava.refund()  # the PUT reserved with the GET is the other worker's to make
+        log.warning(line("abandoned", reason="lease ran out; another worker has it"))
+        return "claim lost"
     except RateLimited as e:
         # Not a failure: the budget is spent. Come back when the window resets.
         _finish(svc, event.id, "pending", "deferred: rate limit", e.retry_after)
@@ -323,7 +331,29 @@ def _handle_activity(svc: Services, event: Event) -> str:
             svc.strava.refund()
             return "counted; notes paused"
         note = _decide_note(svc, athlete, info)
+    _keep_claim(svc, event)
     return _write_note(svc, token, info, note)
+
+
+def _keep_claim(svc: Services, event: Event) -> None:
+    """Renew the lease right before writing to Strava; ClaimLost if the event is not ours.
+
+    A job slower than its lease may have been handed out again: without this fence both
+    workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
+    """
+    with svc.db.session() as session:
+        kept = session.execute(
+            update(Event)
+            .where(
+                Event.id == event.id,
+                Event.status == "processing",
+                Event.attempts == event.attempts,
+            )
+            .values(due_at=svc.now() + dt.timedelta(seconds=svc.lease_seconds))
+        )
+        session.commit()
+    if not kept.rowcount:  # type: ignore[attr-defined]
+        raise ClaimLost(event.id)
 
 
 def _decide_note(svc: Services, athlete: Athlete, info: ActivityInfo) -> Note:

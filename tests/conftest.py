@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from strava_massage import create_app
@@ -184,11 +184,18 @@ class Stack:
     def wait_idle(self, timeout: float = 20.0) -> list[Event]:
         """Wait until no stored event is pending or in progress; returns the events."""
         deadline = time.monotonic() + timeout
+        # A count, not the rows: this poll shares the GIL with the worker it waits for.
+        still_open = (
+            select(func.count())
+            .select_from(Event)
+            .where(Event.status.in_(("pending", "processing")))
+        )
         while True:
-            if all(e.status not in ("pending", "processing") for e in self.events(backfill=True)):
-                return self.events()
-            events = self.events(backfill=True)
+            with self.db.session() as session:
+                if not session.scalar(still_open):
+                    return self.events()
             if time.monotonic() > deadline:
+                events = self.events(backfill=True)
                 raise AssertionError(
                     "events still open: "
                     + ", ".join(f"{e.id}:{e.status}:{e.outcome}" for e in events)

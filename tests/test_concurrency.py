@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import signal
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 from strava_massage.merge import BLOCK_START
+from strava_massage.processing import ClaimLost, Services, _keep_claim, claim
 
 from .conftest import Stack
 from .test_crash import _worker
@@ -65,3 +69,22 @@ def test_two_worker_processes_on_one_queue_never_double_a_note(make_stack, tmp_p
     logs = [(tmp_path / f"worker{n}.log").read_text() for n in range(2)]
     # Both processes did real work (otherwise this would test one worker).
     assert all("event processed" in log for log in logs), [log[-500:] for log in logs]
+
+
+def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
+    stack: Stack = make_stack()
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()["id"]
+    stack.connect(athlete)  # no worker: the events stay pending for the test to claim
+    stack.sim.create_activity(athlete)
+    event_id = max(e.id for e in stack.events())
+    svc: Services = stack.app.extensions["services"]
+    now = time.time()
+    first = claim(replace(svc, clock=lambda: now), event_id)
+    # Past the lease, another worker claims the same event.
+    later = replace(svc, clock=lambda: now + svc.lease_seconds + 1)
+    second = claim(later, event_id)
+    assert first is not None and second is not None and second.attempts == first.attempts + 1
+    with pytest.raises(ClaimLost):
+        _keep_claim(later, first)
+    _keep_claim(later, second)  # the newer holder keeps it
