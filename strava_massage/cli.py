@@ -457,7 +457,9 @@ def keys_rotate() -> None:
     rotated, unreadable = 0, []
     with db.session() as session:
         ids = list(session.scalars(select(Token.athlete_id).order_by(Token.athlete_id)))
-    for athlete_id in ids:
+    for done, athlete_id in enumerate(ids, 1):
+        if done % 1000 == 0:
+            click.echo(f"{done} of {len(ids)} runners ...", err=True)
         with db.session() as session:
             # Lock the row as a refresh does, so a worker's new pair is never overwritten.
             session.execute(

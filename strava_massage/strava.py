@@ -248,9 +248,7 @@ class StravaAPI:
         self.transport = _BaseUrlAdapter(self.base_url, timeout)
         self.http.mount(STRAVA_HOST, self.transport)
         self._lock = threading.Lock()
-        self.last_rate: RateStatus | None = None
-        # The budget shared by all workers (budget.Budget); without one, only this process's
-        # last response is known.
+        # The budget shared by all workers (budget.Budget); without one, nothing is reserved.
         self.budget: Any = None
         self.calls = 0  # API calls made by this process (benchmarks and tests read it)
 
@@ -261,8 +259,6 @@ class StravaAPI:
         status = RateStatus.from_headers(headers, self.clock())
         with self._lock:
             self.calls += 1
-            if status is not None:
-                self.last_rate = status
         if status is not None and self.budget is not None:
             self.budget.observe(status)
 
@@ -274,19 +270,6 @@ class StravaAPI:
         """
         if self.budget is not None:
             self.budget.reserve(calls, spare=low_priority)
-            return
-        status = self.last_rate
-        if status is None:
-            return
-        now = self.clock()
-        window = self.window_seconds
-        short, daily = status.spent()
-        same_window = now // window == status.seen_at // window
-        same_day = now // 86400 == status.seen_at // 86400
-        if daily and same_day:
-            raise RateLimited(seconds_until_reset(now, window, daily=True))
-        if short and same_window:
-            raise RateLimited(seconds_until_reset(now, window, daily=False))
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -51,6 +51,17 @@ def _worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _drain(stack: Stack, log: Path, timeout: float) -> subprocess.Popen[bytes]:
+    """Start a worker, wait until every event is finished, stop it with SIGTERM."""
+    worker = _worker(stack, log)
+    try:
+        stack.wait_idle(timeout=timeout)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    return worker
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1])
 def test_sigkill_mid_job_loses_nothing_and_doubles_nothing(
@@ -84,12 +95,7 @@ def test_sigkill_mid_job_loses_nothing_and_doubles_nothing(
     killed_mid_job = [e.id for e in stack.events(backfill=True) if e.status == "processing"]
 
     time.sleep(LEASE + 0.5)  # the dead worker's lease runs out
-    worker = _worker(stack, log)
-    try:
-        stack.wait_idle(timeout=40)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    worker = _drain(stack, log, timeout=40)
 
     assert killed_mid_job, "the kill should land while a job is in flight"
     outcomes = [(e.id, e.aspect_type, e.status, e.outcome) for e in stack.events(backfill=True)]
@@ -134,12 +140,7 @@ def test_repeated_sigkills_during_200_events_lose_nothing_and_double_nothing(
         time.sleep(LEASE + 0.3)  # the dead worker's leases run out; the next start-up sweeps
 
     done = _done(stack)
-    worker = _worker(stack, log)
-    try:
-        stack.wait_idle(timeout=120)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    _drain(stack, log, timeout=120)
 
     print(f"\n200-event run: {kills} SIGKILLs, {mid_job} with a job in flight, {done} done first")
     assert mid_job >= 3, "most kills should land while jobs are in flight"
