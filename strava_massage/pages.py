@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 import secrets
 from urllib.parse import urlsplit
@@ -16,13 +18,17 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import delete, func, select
+from flask_babel import get_locale
+from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
 from strava_massage import services
+from strava_massage.advice import METRES_PER_MILE, TrainingState, Units, advise
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
-from strava_massage.models import Activity, Athlete, Event, Note, OAuthState, utcnow
+from strava_massage.merge import make_block
+from strava_massage.models import Athlete, Event, OAuthState, utcnow
+from strava_massage.notes import render_note
 from strava_massage.processing import backfill_event, disconnect_athlete
 from strava_massage.strava import StravaError, TemporaryFailure
 from strava_massage.tokens import store_grant
@@ -42,10 +48,34 @@ def _callback_url() -> str:
     return str(current_app.config["PUBLIC_URL"]) + "/connect/callback"
 
 
+# Where miles are the everyday unit; everyone else sees the example in kilometres.
+MILES_TERRITORIES = frozenset({"US", "GB", "LR", "MM"})
+
+
+@functools.cache
+def example_note(units: Units) -> str:
+    """A real note, from the real rules and templates, for a sample runner's big week."""
+    week = 31.4 * METRES_PER_MILE if units == "mi" else 50.2 * 1000
+    day = dt.date(2026, 4, 16)
+    state = TrainingState(
+        activity_id=1, local_date=day, distance_m=week / 5, moving_time_s=3000,
+        workout_type=None, units=units, week_m=week, month_m=week * 2, year_m=week * 12,
+        rolling7_m=week, rolling28_m=week * 3, recent_runs_m=(week / 5,) * 10,
+        history_days=200, since_massage_m=week * 2, since_massage_days=18,
+        last_massage_date=day - dt.timedelta(days=18), next_race_date=None, recent_notes=(),
+    )  # fmt: skip
+    return make_block(render_note(advise(state)))
+
+
 @bp.get("/")
 def landing() -> str:
-    """What the service does, and the Connect button."""
-    return render_template("runner/landing.html", athlete_id=session.get("athlete_id"))
+    """What the service does, an example note, and the Connect button."""
+    locale = get_locale()
+    units: Units = "mi" if locale is not None and locale.territory in MILES_TERRITORIES else "km"
+    example = example_note(units)
+    return render_template(
+        "runner/landing.html", athlete_id=session.get("athlete_id"), example_note=example
+    )
 
 
 def safe_next(target: str | None) -> str | None:
@@ -135,27 +165,13 @@ def connect_callback() -> Response | tuple[str, int]:
     session["athlete_id"] = athlete_info.id
     session.permanent = True
     log.info("athlete connected athlete=%s", athlete_info.id)
-    return redirect(next_path or url_for("pages.welcome"))
+    return redirect(next_path or url_for("runner.show_dashboard"))
 
 
 @bp.get("/welcome")
-def welcome() -> str | Response:
-    """After connecting: what happens next, and what has happened so far."""
-    athlete_id = session.get("athlete_id")
-    if athlete_id is None:
-        return redirect(url_for("pages.landing"))
-    db = get_session()
-    athlete = db.get(Athlete, athlete_id)
-    if athlete is None:
-        session.clear()
-        return redirect(url_for("pages.landing"))
-    runs = db.scalar(select(func.count()).where(Activity.athlete_id == athlete_id)) or 0
-    notes = list(
-        db.scalars(
-            select(Note).where(Note.athlete_id == athlete_id).order_by(Note.id.desc()).limit(5)
-        )
-    )
-    return render_template("runner/welcome.html", athlete=athlete, runs=runs, notes=notes)
+def welcome() -> Response:
+    """The address the first version sent runners to after connecting: now the dashboard."""
+    return redirect(url_for("runner.show_dashboard"))
 
 
 @bp.post("/logout")

@@ -9,3 +9,5 @@ _HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = (
     _HERE / "templates" if (_HERE / "templates").is_dir() else _HERE.parent / "templates"
 )
+# Message catalogues: messages.pot, and one folder per added language (see the README).
+TRANSLATIONS_DIR = _HERE / "translations"

@@ -320,6 +320,7 @@ def _handle_activity(svc: Services, event: Event) -> str:
             svc.strava.refund()
             raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
         ledger.upsert_run(session, info)
+        _follow_timezone(session, athlete, info.timezone)
         note = session.scalar(select(Note).where(Note.activity_id == info.id))
         session.commit()
 
@@ -370,6 +371,14 @@ def _decide_note(svc: Services, athlete: Athlete, info: ActivityInfo) -> Note:
             assert existing is not None
             return existing
         return note
+
+
+def _follow_timezone(session: Session, athlete: Athlete, strava_zone: str | None) -> None:
+    """Keep the runner's time zone (for "this week" on their pages) as their latest run's."""
+    # Strava writes "(GMT+01:00) Europe/Paris"; the IANA name is the last word.
+    zone = strava_zone.rsplit(" ", 1)[-1] if strava_zone else None
+    if zone and zone != athlete.timezone:
+        session.execute(update(Athlete).where(Athlete.id == athlete.id).values(timezone=zone))
 
 
 def runner_settings(athlete: Athlete, base: AdviceSettings = DEFAULTS) -> AdviceSettings:

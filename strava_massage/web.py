@@ -6,6 +6,7 @@ import hmac
 import logging
 
 from flask import Flask, Response, abort, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_wtf import CSRFProtect
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -45,7 +46,8 @@ def http_error(e: HTTPException) -> tuple[Response | str, int]:
     code = e.code or 500
     if wants_json():
         return jsonify(error=e.name.lower()), code
-    return render_template("errors/error.html", code=code, title=e.name), code
+    title = _("Page not found") if code == 404 else e.name
+    return render_template("errors/error.html", code=code, title=title), code
 
 
 def unexpected_error(e: Exception) -> tuple[Response | str, int]:
@@ -55,7 +57,7 @@ def unexpected_error(e: Exception) -> tuple[Response | str, int]:
     log.exception("unhandled error on %s %s", request.method, request.path)
     if wants_json():
         return jsonify(error="internal error"), 500
-    return render_template("errors/error.html", code=500, title="Something went wrong"), 500
+    return render_template("errors/error.html", code=500, title=_("Something went wrong")), 500
 
 
 def security_headers(response: Response) -> Response:

@@ -23,6 +23,8 @@ from strava_massage.queue import make_consumer, start_worker
 from strava_massage.simulator import Simulator
 from strava_massage.subscriptions import create_subscription
 
+from .browser import chromium  # noqa: F401  (the session's browser, for the page tests)
+
 VERIFY_TOKEN = "test-verify-token"
 REQUIRE_SCALEOUT = os.environ.get("STRAVA_MASSAGE_REQUIRE_SCALEOUT") == "1"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -129,7 +129,7 @@ def test_success_logs_in_and_stores_tokens(make_stack) -> None:
     stack = make_stack()
     browser, q = _start(stack)
     r = browser.get(_approve(stack, q, q["scope"].split(",")))
-    assert r.status_code == 200 and r.url.endswith("/welcome")
+    assert r.status_code == 200 and r.url.endswith("/dashboard")
     cookie = next(c for c in browser.cookies if c.name == "session")
     assert cookie.has_nonstandard_attr("HttpOnly")
     with stack.db.session() as session:

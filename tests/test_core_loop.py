@@ -37,7 +37,7 @@ def test_connect_stores_athlete_with_encrypted_tokens(stack: Stack) -> None:
     athlete = stack.sim.create_athlete(measurement_preference="meters")
     browser = stack.connect(athlete["id"])
     assert browser.last_response.status_code == 200
-    assert "You are connected" in browser.last_response.text
+    assert "Your running" in browser.last_response.text
     with stack.db.session() as session:
         row = session.get(Athlete, athlete["id"])
         token = session.get(Token, athlete["id"])

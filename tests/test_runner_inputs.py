@@ -43,7 +43,7 @@ def test_backfill_imports_eight_weeks_and_the_first_note_counts_them(make_stack)
     stack.sim.create_activity(athlete["id"], sport_type="Ride", fire=False)
     stack.sim.reset_calls()
     browser = stack.connect(athlete["id"])
-    assert "Imported" in browser.get(stack.url + "/welcome").text
+    assert "Imported" in browser.get(stack.url + "/dashboard").text
     with stack.db.session() as session:
         row = session.get(Athlete, athlete["id"])
         imported = session.scalars(select(Activity)).all()

@@ -53,7 +53,7 @@ def test_a_post_without_csrf_token_changes_nothing(stack: Stack) -> None:
         r = browser.post(stack.url + path, data={}, allow_redirects=False)
         assert r.status_code == 400, path
     assert _rows(stack, athlete) > 0
-    assert browser.get(stack.url + "/welcome").status_code == 200  # still logged in
+    assert browser.get(stack.url + "/dashboard").status_code == 200  # still logged in
 
 
 def test_a_session_cookie_edited_to_another_runner_is_refused(stack: Stack) -> None:
@@ -68,11 +68,11 @@ def test_a_session_cookie_edited_to_another_runner_is_refused(stack: Stack) -> N
     forged = forger.session_interface.get_signing_serializer(forger).dumps({"athlete_id": theirs})  # type: ignore[attr-defined]
     intruder = requests.Session()
     intruder.cookies.set("session", forged)
-    r = intruder.get(stack.url + "/welcome", allow_redirects=False)
+    r = intruder.get(stack.url + "/dashboard", allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"].endswith("/")
     # A page never takes a runner id from the request: asking for theirs shows mine.
-    page = browser.get(stack.url + "/welcome", params={"athlete_id": theirs}).text
-    assert "You are connected" in page
+    page = browser.get(stack.url + "/dashboard", params={"athlete_id": theirs}).text
+    assert "Your running" in page
     r = browser.post(
         stack.url + "/disconnect", data={"csrf_token": _csrf(page), "athlete_id": theirs}
     )
@@ -102,7 +102,7 @@ def test_no_token_or_secret_ever_reaches_a_log_line(
     stack.sim.fail_next(1, status=500)  # an error path logs too
     stack.sim.create_activity(athlete)
     stack.wait_idle(timeout=40)
-    page = browser.get(stack.url + "/welcome").text
+    page = browser.get(stack.url + "/dashboard").text
     browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
 
     secrets = [*stack.sim.issued_secrets(), stack.sim.client_secret, "test-verify-token"]
@@ -177,21 +177,21 @@ def test_a_session_signed_with_the_previous_secret_key_still_works(make_stack) -
     cookie = browser.cookies.get("session")
     later = requests.Session()
     later.cookies.set("session", cookie)
-    assert "You are connected" in later.get(rotated.url + "/welcome").text
+    assert "Your running" in later.get(rotated.url + "/dashboard").text
     dropped: Stack = make_stack(SECRET_KEY="second-secret")
-    r = later.get(dropped.url + "/welcome", allow_redirects=False)
+    r = later.get(dropped.url + "/dashboard", allow_redirects=False)
     assert r.status_code == 302  # once the old key is gone, so is the old session
 
 
 @pytest.mark.parametrize(
     ("target", "lands_on"),
     [
-        ("/welcome?from=email", "/welcome?from=email"),
-        ("//evil.example/welcome", "/welcome"),
-        ("https://evil.example/", "/welcome"),
-        ("/\\evil.example", "/welcome"),
-        ("javascript:alert(1)", "/welcome"),
-        ("/welcome\r\nSet-Cookie: x=1", "/welcome"),
+        ("/dashboard?from=email", "/dashboard?from=email"),
+        ("//evil.example/dashboard", "/dashboard"),
+        ("https://evil.example/", "/dashboard"),
+        ("/\\evil.example", "/dashboard"),
+        ("javascript:alert(1)", "/dashboard"),
+        ("/dashboard\r\nSet-Cookie: x=1", "/dashboard"),
     ],
 )
 def test_next_only_ever_leads_back_to_this_site(make_stack, target: str, lands_on: str) -> None:
@@ -209,7 +209,7 @@ def test_disconnect_revokes_at_strava_and_deletes_everything(stack: Stack) -> No
     stack.sim.create_activity(athlete)
     stack.wait_idle()
     assert _rows(stack, athlete) >= 4
-    page = browser.get(stack.url + "/welcome").text
+    page = browser.get(stack.url + "/dashboard").text
     r = browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
     assert r.status_code == 200 and "withdrawn" in r.text
     assert stack.sim.count("POST", "/oauth/deauthorize") == 1
@@ -218,13 +218,13 @@ def test_disconnect_revokes_at_strava_and_deletes_everything(stack: Stack) -> No
     time.sleep(0.3)
     stack.wait_idle()
     assert _rows(stack, athlete) == 0
-    assert browser.get(stack.url + "/welcome", allow_redirects=False).status_code == 302
+    assert browser.get(stack.url + "/dashboard", allow_redirects=False).status_code == 302
 
 
 def test_disconnect_deletes_the_data_even_when_strava_is_down(stack: Stack) -> None:
     athlete = stack.sim.create_athlete()["id"]
     browser = stack.connect(athlete)
-    page = browser.get(stack.url + "/welcome").text
+    page = browser.get(stack.url + "/dashboard").text
     stack.sim.oauth_down = True
     try:
         r = browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})

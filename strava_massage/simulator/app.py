@@ -97,7 +97,9 @@ def create_simulator_app(state: SimState) -> Flask:
     def _gate() -> None:
         """Count the request, then reject it if over a limit or chosen to fail."""
         g.athlete_id = None
-        if state.oauth_down and request.method == "POST" and "/oauth/" in request.path:
+        # The approval page is Strava's website, not its OAuth API: it stays up.
+        oauth_api = "/oauth/" in request.path and request.path != "/oauth/authorize"
+        if state.oauth_down and request.method == "POST" and oauth_api:
             raise FaultError(503, "Service Unavailable", "OAuth", "server", "unavailable")
         if not metered(request.path):
             return

@@ -1,0 +1,248 @@
+"""A logged-in runner's pages: dashboard, settings and sessions, account and export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from strava_massage import dashboard, runner
+from strava_massage.db import get_session
+from strava_massage.forms import MassageForm, SettingsForm
+from strava_massage.i18n import METRES_PER
+from strava_massage.models import Activity, Athlete, MassageSession, Note
+
+bp = Blueprint("runner", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def login_required(view: F) -> F:
+    """Hand the view the logged-in runner; send a visitor to the start page instead."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        athlete_id = session.get("athlete_id")
+        athlete = get_session().get(Athlete, athlete_id) if athlete_id is not None else None
+        if athlete is None:
+            # A runner deleted meanwhile (deauthorized at Strava) is logged out too.
+            session.pop("athlete_id", None)
+            flash(_("Connect with Strava to see your page."), "info")
+            return redirect(url_for("pages.landing"))
+        return view(athlete, *args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@bp.get("/dashboard")
+@login_required
+def show_dashboard(athlete: Athlete) -> str:
+    """Totals, the 16-week chart and the notes written so far."""
+    before = request.args.get("before", type=int)
+    data = dashboard.load(get_session(), athlete, dashboard.runner_today(athlete), before)
+    return render_template(
+        "runner/dashboard.html",
+        athlete=athlete,
+        data=data,
+        chart=dashboard.chart(data.weeks, data.threshold_m, METRES_PER[athlete.effective_units]),
+        units=athlete.effective_units,
+    )
+
+
+@bp.get("/dashboard/import.json")
+@login_required
+def import_progress(athlete: Athlete) -> Response:
+    """How far the history import is, for the dashboard's progress line."""
+    runs = athlete.backfill_runs
+    return jsonify(
+        status=athlete.backfill_status,
+        runs=runs,
+        runs_text=ngettext("%(num)s run so far.", "%(num)s runs so far.", runs),
+    )
+
+
+def _settings_form(athlete: Athlete) -> SettingsForm:
+    """The settings form, filled from the runner's row on GET and from the request on POST."""
+    form = SettingsForm()
+    if request.method == "GET":
+        _fill_from(athlete, form)
+    return form
+
+
+def _render_settings(athlete: Athlete, form: SettingsForm, massage_form: MassageForm) -> str:
+    """The settings page with both forms and the sessions list."""
+    return render_template(
+        "runner/settings.html",
+        athlete=athlete,
+        form=form,
+        massage_form=massage_form,
+        sessions=runner.massages(get_session(), athlete.id),
+        today=dashboard.runner_today(athlete),
+    )
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
+    """Show and change units, notes, target, disclaimer and next race."""
+    form = _settings_form(athlete)
+    if request.method == "POST":
+        valid = form.validate_on_submit()
+        # The rules run even when a field failed, so every problem shows at once.
+        if _apply_settings(athlete, form) and valid:
+            get_session().commit()
+            flash(_("Saved. Your next note follows these settings."), "success")
+            return redirect(url_for("runner.settings"))
+        get_session().rollback()
+        if form.csrf_token.errors:
+            flash(_("The form had expired; please make your changes again."), "error")
+        return _render_settings(athlete, form, MassageForm(formdata=None)), 400
+    return _render_settings(athlete, form, MassageForm(formdata=None))
+
+
+def _apply_settings(athlete: Athlete, form: SettingsForm) -> bool:
+    """Apply the form through the runner rules; put each refusal next to its field."""
+    units = None if form.units.data == "strava" else form.units.data
+    km = form.race_km.data
+    race_km = float(km) if km is not None and not form.race_km.errors else None
+    today = dashboard.runner_today(athlete)
+    # The form checked types and ranges; the rules check what needs the runner (a past race).
+    steps: list[tuple[Any, Callable[..., None], tuple[Any, ...]]] = [
+        (form.units, runner.set_units, (athlete, units)),
+        (form.target, runner.set_note_target, (athlete, form.target.data)),
+        (form.disclaimer, runner.set_disclaimer, (athlete, form.disclaimer.data)),
+        (form.race_on, runner.set_race, (athlete, form.race_on.data, race_km, today)),
+    ]
+    ok = True
+    for field, apply, args in steps:
+        try:
+            apply(*args)
+        except runner.InputError as e:
+            field.errors = [*field.errors, str(e)]
+            ok = False
+    if race_km is not None and form.race_on.data is None and not form.race_on.errors:
+        form.race_on.errors = [*form.race_on.errors, _("Give the race's date too.")]
+        ok = False
+    athlete.notes_enabled = form.notes.data == "on"
+    return ok
+
+
+@bp.post("/settings/sessions")
+@login_required
+def add_session(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
+    """Log a massage session; 'since your last massage' starts again from it."""
+    massage_form = MassageForm()
+    db = get_session()
+    on = massage_form.on.data if massage_form.validate_on_submit() else None
+    if on is not None:
+        try:
+            today = dashboard.runner_today(athlete)
+            runner.log_massage(db, athlete, on, massage_form.place.data, today)
+        except runner.InputError as e:
+            massage_form.on.errors = [*massage_form.on.errors, str(e)]
+        else:
+            db.commit()
+            flash(_("Session logged."), "success")
+            return redirect(url_for("runner.settings") + "#sessions")
+    # Show the saved settings, not the posted session fields, beside the session's error.
+    form = SettingsForm(formdata=None)
+    _fill_from(athlete, form)
+    return _render_settings(athlete, form, massage_form), 400
+
+
+def _fill_from(athlete: Athlete, form: SettingsForm) -> None:
+    """Fill the settings form from the row (when the request carried another form)."""
+    form.units.data = athlete.units_override or "strava"
+    form.notes.data = "on" if athlete.notes_enabled else "paused"
+    form.target.data = athlete.note_target
+    form.disclaimer.data = athlete.disclaimer or ""
+    form.race_on.data = athlete.next_race_on
+    metres = athlete.next_race_distance_m
+    form.race_km.data = Decimal(f"{metres / 1000:.1f}") if metres else None
+
+
+@bp.post("/settings/sessions/<int:session_id>/remove")
+@login_required
+def remove_session(athlete: Athlete, session_id: int) -> BaseResponse:
+    """Remove one of the runner's own sessions (another runner's id is simply not found)."""
+    form = MassageForm()  # only for its CSRF check
+    form.validate()
+    if form.csrf_token.errors:
+        flash(_("The form had expired; please try again."), "error")
+        return redirect(url_for("runner.settings"))
+    try:
+        runner.remove_massage(get_session(), athlete.id, session_id)
+    except runner.InputError:
+        flash(_("That session was already gone."), "info")
+    else:
+        get_session().commit()
+        flash(_("Session removed."), "success")
+    return redirect(url_for("runner.settings") + "#sessions")
+
+
+@bp.get("/account")
+@login_required
+def account(athlete: Athlete) -> str:
+    """Log out, export, and the way to disconnect."""
+    return render_template("runner/account.html", athlete=athlete)
+
+
+@bp.get("/account/delete")
+@login_required
+def confirm_delete(athlete: Athlete) -> str:
+    """The confirmation step before disconnecting and deleting."""
+    return render_template("runner/confirm_delete.html", athlete=athlete)
+
+
+@bp.get("/account/export.json")
+@login_required
+def export(athlete: Athlete) -> Response:
+    """Everything stored about the runner, as one JSON download (tokens only as a fact)."""
+    db = get_session()
+
+    def rows(model: Any, *order: Any) -> list[dict[str, Any]]:
+        """The runner's rows of one table as plain dicts."""
+        columns = [c.key for c in model.__table__.columns]
+        query = select(model).where(model.athlete_id == athlete.id).order_by(*order)
+        return [{c: getattr(r, c) for c in columns} for r in db.scalars(query)]
+
+    profile = {c.key: getattr(athlete, c.key) for c in Athlete.__table__.columns}
+    body = {
+        "exported_at": dt.datetime.now(dt.UTC),
+        "runner": profile,
+        "tokens": "stored encrypted for Strava access; not included in exports",
+        "runs": rows(Activity, Activity.local_date, Activity.id),
+        "notes": rows(Note, Note.id),
+        "massage_sessions": rows(MassageSession, MassageSession.on, MassageSession.id),
+    }
+    text = json.dumps(body, default=_json_value, indent=1, ensure_ascii=False)
+    return Response(
+        text,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="legwork-{athlete.id}.json"'},
+    )
+
+
+def _json_value(value: Any) -> Any:
+    """Dates and times as ISO 8601 strings."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot export {type(value).__name__}")
