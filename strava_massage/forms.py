@@ -31,9 +31,7 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]
     target = RadioField(
         _l("Where the note goes"),
         choices=[
-            SelectChoice(
-                "description", _l("In the description (whoever can see the run)")
-            ),
+            SelectChoice("description", _l("In the description (whoever can see the run)")),
             SelectChoice("private_note", _l("In the run's private notes (only you)")),
         ],
         default="description",

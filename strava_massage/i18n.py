@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_babel import Babel, format_date, format_decimal, get_locale
 
 from strava_massage.paths import TRANSLATIONS_DIR
@@ -31,7 +32,10 @@ def select_locale() -> str:
 def page_language() -> str:
     """The language of the page text: the locale's, when a translation exists, else English."""
     locale = get_locale()
-    if locale is not None and (TRANSLATIONS_DIR / locale.language).is_dir():
+    if locale is None:
+        return "en"
+    folders = str(current_app.config["BABEL_TRANSLATION_DIRECTORIES"]).split(";")
+    if any((Path(folder) / locale.language).is_dir() for folder in folders):
         return str(locale.language)
     return "en"
 

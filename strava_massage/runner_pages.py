@@ -112,8 +112,6 @@ def settings(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
             flash(_("Saved. Your next note follows these settings."), "success")
             return redirect(url_for("runner.settings"))
         get_session().rollback()
-        if form.csrf_token.errors:
-            flash(_("The form had expired; please make your changes again."), "error")
         return _render_settings(athlete, form, MassageForm(formdata=None)), 400
     return _render_settings(athlete, form, MassageForm(formdata=None))
 
@@ -182,12 +180,10 @@ def _fill_from(athlete: Athlete, form: SettingsForm) -> None:
 @bp.post("/settings/sessions/<int:session_id>/remove")
 @login_required
 def remove_session(athlete: Athlete, session_id: int) -> BaseResponse:
-    """Remove one of the runner's own sessions (another runner's id is simply not found)."""
-    form = MassageForm()  # only for its CSRF check
-    form.validate()
-    if form.csrf_token.errors:
-        flash(_("The form had expired; please try again."), "error")
-        return redirect(url_for("runner.settings"))
+    """Remove one of the runner's own sessions (another runner's id is simply not found).
+
+    CSRFProtect has checked the form's token before this runs, as for every POST.
+    """
     try:
         runner.remove_massage(get_session(), athlete.id, session_id)
     except runner.InputError:

@@ -8,6 +8,7 @@ import logging
 from flask import Flask, Response, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf import CSRFProtect
+from flask_wtf.csrf import CSRFError
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
@@ -26,6 +27,7 @@ CSP = (
 def init_app(app: Flask) -> None:
     """Register CSRF protection, error pages, headers and /healthz."""
     csrf.init_app(app)
+    app.register_error_handler(CSRFError, expired_form)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     app.after_request(security_headers)
@@ -48,6 +50,13 @@ def http_error(e: HTTPException) -> tuple[Response | str, int]:
         return jsonify(error=e.name.lower()), code
     title = _("Page not found") if code == 404 else e.name
     return render_template("errors/error.html", code=code, title=title), code
+
+
+def expired_form(e: CSRFError) -> tuple[Response | str, int]:
+    """A form without a valid token: nothing changed; say how to go on, not "Bad Request"."""
+    if wants_json():
+        return jsonify(error="csrf token missing or invalid"), 400
+    return render_template("errors/expired_form.html"), 400
 
 
 def unexpected_error(e: Exception) -> tuple[Response | str, int]:
