@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from strava_massage import dashboard
 from strava_massage.models import Activity, Athlete, MassageSession, Note, Token
 
 from .browser import accessibility_problems, fits_width, screenshot
@@ -140,6 +141,18 @@ def test_invalid_settings_are_refused_next_to_the_field(stack: Stack, page: Any)
 
 def test_logging_a_massage_resets_since_last_massage(stack: Stack, page: Any) -> None:
     athlete = stack.sim.create_athlete(measurement_preference="meters")["id"]
+    # Seven weeks before this one, imported on connect: a build from 30 to 54 km a week.
+    monday = dashboard.runner_today(Athlete(timezone="Europe/London"))
+    monday -= dt.timedelta(days=monday.weekday())
+    for week in range(1, 8):
+        for day, share in ((1, 0.25), (3, 0.3), (6, 0.45)):
+            start = dt.datetime.combine(
+                monday - dt.timedelta(weeks=week) + dt.timedelta(day), dt.time(7)
+            )
+            km = 54 - 4 * (week - 1)
+            stack.sim.create_activity(
+                athlete, distance=km * share * 1000, start_date_local=start, fire=False
+            )
     _connect(page, stack, athlete)
     stack.sim.create_activity(athlete, distance=12_000.0)
     stack.wait_idle()
@@ -159,6 +172,8 @@ def test_logging_a_massage_resets_since_last_massage(stack: Stack, page: Any) ->
     assert _total(page, "since-massage") == "0.0 km"
     assert _total(page, "week") == "12.0 km"  # the other totals are untouched
     assert page.locator("svg .session").count() == 1
+    assert page.locator("svg .bar.over").count() == 2  # the 54 and 50 km weeks: over 48 km
+    screenshot(page, "dashboard-history")
 
     page.goto(stack.url + "/settings")
     page.get_by_role("button", name=re.compile("^Remove")).click()
