@@ -100,7 +100,7 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     click.echo("\nA new run was uploaded; its description on (simulated) Strava now reads:\n")
     click.echo(sim.activity(run["id"])["description"])
     click.echo("\nOpen these:")
-    click.echo(f"  {public_url}/            landing page (Connect, then pick 'Demo Runner')")
+    click.echo(f"  {public_url}/            landing page (connect as 'Demo Runner')")
     click.echo(f"  {sim.url}/_sim/activities/{run['id']}   the run as the simulator stores it")
     if not keep_serving:
         consumer.stop(graceful=True)

@@ -11,7 +11,6 @@ from flask_babel import Babel, format_date, format_decimal, get_locale
 
 from strava_massage.paths import TRANSLATIONS_DIR
 
-babel = Babel()
 METRES_PER = {"mi": 1609.344, "km": 1000.0}
 
 
@@ -60,7 +59,9 @@ def date(day: dt.date, form: str = "medium") -> str:
 def init_app(app: Flask) -> None:
     """Register Flask-Babel and the format filters the templates use."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
-    babel.init_app(app, locale_selector=select_locale)
+    # A Babel object per app: Flask-Babel caches catalogues on it, and two apps in one process
+    # (tests, or a second deployment's catalogues) must not see each other's.
+    Babel(app, locale_selector=select_locale)
     app.add_template_filter(distance, "distance")
     app.add_template_filter(number, "number")
     app.add_template_filter(date, "date")

@@ -245,6 +245,28 @@ def test_errors_and_refusals_get_helpful_pages(make_stack: Any, page: Any) -> No
     _assert_accessible(page)
     screenshot(page, "connect-denied")
 
+    # The runner unticks a permission the notes need.
+    page.goto(stack.url + "/connect")
+    page.get_by_label("Log in as").select_option(str(athlete))
+    page.get_by_role("checkbox", name=re.compile("activity:write")).uncheck()
+    page.get_by_role("button", name="Authorize").click()
+    assert page.get_by_role("heading", name="One permission is missing").is_visible()
+    assert page.get_by_text("add the note to your run's description").is_visible()
+    _assert_accessible(page)
+    screenshot(page, "connect-scope-missing")
+    assert _count(stack, Athlete, athlete) == 0
+
+    # A form sent without its token (a page left open across a restart, or a forgery).
+    page.goto(stack.url + "/")
+    with page.expect_navigation():
+        page.evaluate(
+            """() => { const f = document.createElement("form"); f.method = "post";
+                       f.action = "/logout"; document.body.appendChild(f); f.submit(); }"""
+        )
+    assert page.get_by_role("heading", name="That form has expired").is_visible()
+    _assert_accessible(page)
+    screenshot(page, "expired-form")
+
     # Strava's OAuth is down when the code is exchanged.
     page.goto(stack.url + "/connect")
     page.get_by_label("Log in as").select_option(str(athlete))
