@@ -2,18 +2,23 @@
 
 Both are served by gunicorn with the same settings; the load comes from a separate process so
 the client shares no GIL with what is measured. Rounds alternate service/bare so machine noise
-hits both sides alike; the median round of each is reported.
+hits both sides alike; the median round of each is reported. Each backend (SQLite database and
+queue; PostgreSQL and a Redis queue) is measured at each concurrency.
 
-    python -m benchmarks.webhook_ack [--events 1000] [--concurrency 8] [--repeat 3]
+    python -m benchmarks.webhook_ack [--backends sqlite,postgres] [--concurrency 1,8,32]
+        [--events 1000] [--repeat 3] [--workers 2] [--threads 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing
 import os
+import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +37,12 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 ATHLETES = 50
 WARMUP = 50
+BACKENDS = ("sqlite", "postgres")
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/14"
+# The targets apply at the concurrency a burst of Strava webhooks is expected to reach.
+TARGET_CONCURRENCY = 8
+DESCRIBED = {"sqlite": "SQLite database and queue", "postgres": "PostgreSQL and a Redis queue"}
 
 
 def free_port() -> int:
@@ -40,9 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def service_env(folder: Path) -> dict[str, str]:
-    """Settings for the real service: SQLite database and queue in `folder`."""
-    return {
+def service_env(folder: Path, backend: str = "sqlite", name: str = "") -> dict[str, str]:
+    """Settings for the real service: SQLite database and queue in `folder`.
+
+    For postgres: the PostgreSQL database `name` instead, and a Redis queue of that name.
+    """
+    env = {
         "STRAVA_VERIFY_TOKEN": "bench",
         "STRAVA_CLIENT_ID": "1",
         "STRAVA_CLIENT_SECRET": "x",
@@ -52,22 +67,66 @@ def service_env(folder: Path) -> dict[str, str]:
         "QUEUE_URL": f"sqlite:///{folder / 'queue.db'}",
         "STRAVA_BASE_URL": "http://127.0.0.1:9",  # never called: no worker runs
     }
+    if backend == "postgres":
+        env["DATABASE_URL"] = f"postgresql+psycopg://{POSTGRES.split('://', 1)[1]}/{name}"
+        env["QUEUE_URL"] = REDIS
+        env["QUEUE_NAME"] = name
+    return env
+
+
+@contextlib.contextmanager
+def backend_env(backend: str) -> Iterator[dict[str, str]]:
+    """The service's settings for `backend`; what they name is created here and removed after.
+
+    PostgreSQL gets a database of its own and Redis a queue name of its own (letters, digits
+    and underscores: huey drops anything else from a queue name), so runs side by side and
+    the databases of other users of the server are left alone.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="legwork-bench-"))
+    name = f"legwork_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        if backend == "sqlite":
+            yield service_env(folder)
+            return
+        import psycopg
+        import redis
+        from psycopg import sql
+
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield service_env(folder, backend, name)
+        finally:
+            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+                # FORCE: a server that did not stop in time must not keep the database alive.
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                admin.execute(drop.format(sql.Identifier(name)))
+            client = redis.Redis.from_url(REDIS)
+            keys = list(client.scan_iter(match=f"huey.*.{name}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def prepare_service(env: dict[str, str]) -> Any:
-    """Create the schema, the athletes events name and the subscription they carry."""
-    os.environ.update(env)
+    """Create the schema, the athletes events name and the subscription they carry.
+
+    The settings go to the app factory as overrides, not into os.environ, so one process can
+    prepare several backends (and a combined runner keeps its environment).
+    """
     from strava_massage import create_app
     from strava_massage.models import Athlete, Subscription
 
-    app = create_app()
+    app = create_app(dict(env))
     db = app.extensions["db"]
     db.upgrade()
     with db.session() as session:
         session.add_all([Athlete(id=i) for i in range(1, ATHLETES + 1)])
         session.add(Subscription(id=1, callback_url="http://bench"))
         session.commit()
-    return db
+    return app
 
 
 def start_server(
@@ -164,76 +223,160 @@ def median_round(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
 
+def compare(
+    service_url: str, bare_url: str, first_id: int, events: int, repeat: int, concurrency: int
+) -> dict[str, Any]:
+    """Warm both servers up at this concurrency, then alternate service/bare rounds."""
+    rounds: dict[str, list[dict[str, float]]] = {"service": [], "bare": []}
+    next_id = first_id
+    for url in (service_url, bare_url):
+        measure(url, next_id, WARMUP, concurrency)
+        next_id += WARMUP
+    for _ in range(repeat):
+        for name, url in (("service", service_url), ("bare", bare_url)):
+            rounds[name].append(measure(url, next_id, events, concurrency))
+            next_id += events
+    svc, base = median_round(rounds["service"]), median_round(rounds["bare"])
+    tput_ratio = svc["events_per_s"] / base["events_per_s"]
+    checks = {}
+    if concurrency == TARGET_CONCURRENCY:
+        checks = {
+            "p99 under 50 ms": svc["p99_ms"] < 50,
+            "throughput at least half of bare": tput_ratio >= 0.5,
+        }
+    return {
+        "concurrency": concurrency, "service": svc, "bare": base, "rounds": rounds,
+        "ratios": {"p50": svc["p50_ms"] / base["p50_ms"], "p99": svc["p99_ms"] / base["p99_ms"],
+                   "throughput": tput_ratio},
+        "checks": checks,
+    }  # fmt: skip
+
+
+def count_stored(app: Any) -> tuple[int, int]:
+    """Events in the service's table and tasks waiting in its queue (no worker ran)."""
+    from sqlalchemy import func, select
+
+    from strava_massage.models import Event
+
+    db, tasks = app.extensions["db"], app.extensions["tasks"]
+    with db.session() as session:
+        stored = session.scalar(select(func.count()).select_from(Event)) or 0
+    queued = tasks.depth()
+    tasks.close()
+    db.engine.dispose()  # let the database be dropped
+    return stored, queued
+
+
+def run(
+    backends: Sequence[str] = BACKENDS,
+    concurrency: Sequence[int] = (1, 8, 32),
+    events: int = 1000,
+    repeat: int = 3,
+    workers: int = 2,
+    threads: int = 8,
+) -> list[dict[str, Any]]:
+    """Measure every backend at every concurrency; one row per pair, as written to the JSON.
+
+    Raises SystemExit when a request fails or the service did not store and queue every event
+    it acknowledged.
+    """
+    unknown = set(backends) - set(BACKENDS)
+    if unknown or not backends or not concurrency:
+        raise SystemExit(f"backends are {', '.join(BACKENDS)}; got {', '.join(backends) or 'none'}"
+                         f", concurrency {', '.join(map(str, concurrency)) or 'none'}")  # fmt: skip
+    served = (workers, threads)
+    rows: list[dict[str, Any]] = []
+    # One bare server for the whole run: it touches no backend.
+    bare, bare_url = start_server("benchmarks.bare_app:create_app()", {}, *served)
+    try:
+        for backend in backends:
+            with backend_env(backend) as env:
+                app = prepare_service(env)
+                service, service_url = start_server("strava_massage:create_app()", env, *served)
+                cells = []
+                next_id = 1
+                try:
+                    for c in concurrency:
+                        cells.append(compare(service_url, bare_url, next_id, events, repeat, c))
+                        next_id += 2 * (WARMUP + events * repeat)
+                        print(f"{backend}, concurrency {c}: done", file=sys.stderr)
+                finally:
+                    service.terminate()
+                    service.wait(timeout=30)
+                stored, queued = count_stored(app)
+            # Only the service's half of the ids reached it: warm-up plus its rounds.
+            expected = (WARMUP + events * repeat) * len(concurrency)
+            if stored != expected or queued != expected:
+                raise SystemExit(
+                    f"{backend}: the service stored {stored} events and queued {queued}, "
+                    f"expected {expected} of each"
+                )
+            for cell in cells:
+                rows.append({"backend": backend, **cell, "events": events, "repeat": repeat,
+                             "workers": workers, "threads": threads, "stored": stored})  # fmt: skip
+    finally:
+        bare.terminate()
+        bare.wait(timeout=30)
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> bool:
+    """The table, the verified counts and the targets' PASS/FAIL lines; True if all pass."""
+    first = rows[0]
+    backends = list(dict.fromkeys(row["backend"] for row in rows))
+    print(f"\nwebhook acknowledgement: {first['events']} events a round, median of "
+          f"{first['repeat']} alternating rounds, gunicorn gthread "
+          f"{first['workers']}x{first['threads']} for both servers")  # fmt: skip
+    for backend in backends:
+        print(f"  {backend}: {DESCRIBED[backend]}")
+    print(f"\n{'':<15}{'service':^27}  {'bare Flask endpoint':^27}  {'service/bare':>14}")
+    print(f"{'backend':<9}{'conc':>6}" + f"{'p50 ms':>9}{'p99 ms':>9}{'ev/s':>9}  " * 2
+          + f"{'p99':>7}{'tput':>7}")  # fmt: skip
+    for row in rows:
+        svc, base = row["service"], row["bare"]
+        print(f"{row['backend']:<9}{row['concurrency']:>6}"
+              + "".join(f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['events_per_s']:>9.0f}  "
+                        for r in (svc, base))
+              + f"{row['ratios']['p99']:>7.2f}{row['ratios']['throughput']:>7.2f}")  # fmt: skip
+    print()
+    for backend in backends:
+        stored = next(row["stored"] for row in rows if row["backend"] == backend)
+        print(f"{backend}: stored and queued events verified: {stored}")
+    passed = True
+    for row in rows:
+        for label, ok in row["checks"].items():
+            passed = passed and ok
+            print(f"{'PASS' if ok else 'FAIL'}  {row['backend']}, concurrency "
+                  f"{row['concurrency']}: {label}")  # fmt: skip
+    if not any(row["checks"] for row in rows):
+        print(f"no targets checked: they apply at concurrency {TARGET_CONCURRENCY}")
+    return passed
+
+
 def main() -> None:
-    """Run the rounds and print the table."""
+    """Run the rounds, print the table and write the rows as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
+    parser.add_argument("--events", type=int, default=1000, help="events a round")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each server")
     # The Procfile's web settings; both servers always get the same.
     parser.add_argument("--workers", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per process")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/webhook_ack.json")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="legwork-bench-"))
-    env = service_env(folder)
-    db = prepare_service(env)
-    served = (args.workers, args.threads)
-    service, service_url = start_server("strava_massage:create_app()", env, *served)
-    bare, bare_url = start_server("benchmarks.bare_app:create_app()", {}, *served)
-    rounds: dict[str, list[dict[str, float]]] = {"service": [], "bare": []}
-    next_id = 1
-    try:
-        for url in (service_url, bare_url):
-            measure(url, 10**9 + next_id, WARMUP, args.concurrency)
-            next_id += WARMUP
-        for i in range(args.repeat):
-            for name, url in (("service", service_url), ("bare", bare_url)):
-                rounds[name].append(measure(url, next_id, args.events, args.concurrency))
-                next_id += args.events
-            print(f"round {i + 1}/{args.repeat} done", file=sys.stderr)
-    finally:
-        for proc in (service, bare):
-            proc.terminate()
-            proc.wait(timeout=30)
-
-    from sqlalchemy import func, select
-
-    from strava_massage.models import Event
-
-    with db.session() as session:
-        stored = session.scalar(select(func.count()).select_from(Event))
-    expected = WARMUP + args.events * args.repeat
-    if stored != expected:
-        raise SystemExit(f"the service stored {stored} events, expected {expected}")
-
-    svc, base = median_round(rounds["service"]), median_round(rounds["bare"])
-    p99_ratio = svc["p99_ms"] / base["p99_ms"]
-    tput_ratio = svc["events_per_s"] / base["events_per_s"]
-    served_as = f"gunicorn gthread {args.workers}x{args.threads}, SQLite database and queue"
-    print(f"\nwebhook acknowledgement: {args.events} events, concurrency {args.concurrency}, "
-          f"median of {args.repeat} alternating rounds\n({served_as})\n")  # fmt: skip
-    print(f"{'':<22}{'p50 ms':>9}{'p99 ms':>9}{'events/s':>10}")
-    for name, row in (("service (store+queue)", svc), ("bare Flask endpoint", base)):
-        print(f"{name:<22}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['events_per_s']:>10.0f}")
-    print(f"{'ratio service/bare':<22}{svc['p50_ms'] / base['p50_ms']:>9.2f}{p99_ratio:>9.2f}"
-          f"{tput_ratio:>10.2f}")  # fmt: skip
-    checks = {
-        "p99 under 50 ms": svc["p99_ms"] < 50,
-        "throughput at least half of bare": tput_ratio >= 0.5,
-    }
-    print(f"\nstored events verified: {stored}")
-    for label, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {label}")
+    rows = run(
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        concurrency=[int(c) for c in args.concurrency.split(",") if c.strip()],
+        events=args.events,
+        repeat=args.repeat,
+        workers=args.workers,
+        threads=args.threads,
+    )
+    print_table(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "events": args.events, "concurrency": args.concurrency, "repeat": args.repeat,
-        "workers": args.workers, "threads": args.threads,
-        "service": svc, "bare": base, "rounds": rounds,
-        "ratios": {"p99": p99_ratio, "throughput": tput_ratio},
-        "checks": checks,
-    }, indent=2))  # fmt: skip
+    args.json.write_text(json.dumps(rows, indent=2))
     print(f"results written to {args.json}")
 
 

@@ -48,6 +48,12 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
             str(get("DATABASE_URL", f"sqlite:///{instance / 'strava-massage.db'}"))
         ),
         "QUEUE_URL": str(get("QUEUE_URL", f"sqlite:///{instance / 'queue.db'}")),
+        # Connections per process: a web process needs one per request thread, a worker one per
+        # job thread plus its scheduler; PostgreSQL's max_connections must cover every process.
+        "DB_POOL_SIZE": int(get("DB_POOL_SIZE", 10)),
+        "DB_MAX_OVERFLOW": int(get("DB_MAX_OVERFLOW", 5)),
+        "DB_POOL_TIMEOUT": float(get("DB_POOL_TIMEOUT", 10)),
+        "QUEUE_MAX_CONNECTIONS": int(get("QUEUE_MAX_CONNECTIONS", 20)),
         # Lets several deployments (or test runs) share one Redis without sharing tasks.
         "QUEUE_NAME": str(get("QUEUE_NAME", "strava-massage")),
         "SECRET_KEY": get("SECRET_KEY"),

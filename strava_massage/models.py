@@ -111,6 +111,15 @@ class RateBudget(Base):
     allowed: Mapped[int] = mapped_column(Integer)
 
 
+class PeriodicRun(Base):
+    """The latest time slot in which some worker ran a periodic task (one winner per slot)."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger)  # epoch seconds // the task's interval
+
+
 class Event(Base):
     """A webhook event as received: the record of work, whatever the queue does."""
 

@@ -16,6 +16,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
 from huey.storage import SqliteStorage
+from redis import BlockingConnectionPool
 
 from strava_massage.db import SqliteWriteLock
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from flask import Flask
 
 log = logging.getLogger(__name__)
+# The sweep's crontab fires every minute in every worker; one of them runs it.
+SWEEP_PERIOD = 60.0
 
 
 class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
@@ -39,7 +42,7 @@ class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
         return conn
 
 
-def make_huey(url: str, name: str = "strava-massage") -> Huey:
+def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20) -> Huey:
     """A huey instance for QUEUE_URL: `sqlite:///path` or `redis://...`."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
@@ -52,8 +55,11 @@ def make_huey(url: str, name: str = "strava-massage") -> Huey:
             storage_class=_SqliteStorage,
         )
     if url.startswith(("redis://", "rediss://")):
+        # A blocking pool: a burst waits for a free connection instead of failing with
+        # "too many connections" when every one is in use.
+        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         # Workers block on BRPOP; a short read timeout lets a SIGTERM'd worker exit promptly.
-        return RedisHuey(name, url=url, results=False, read_timeout=0.25)
+        return RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
     raise ValueError(f"QUEUE_URL must be sqlite:///path or redis://...; got {url.split(':')[0]}")
 
 
@@ -89,9 +95,10 @@ class Tasks:
 
 def init_app(app: Flask) -> Tasks:
     """Create the queue and register the tasks, each run inside this app's context."""
-    from strava_massage import processing, services
+    from strava_massage import periodic, processing, services
 
-    huey = make_huey(app.config["QUEUE_URL"], app.config["QUEUE_NAME"])
+    cfg = app.config
+    huey = make_huey(cfg["QUEUE_URL"], cfg["QUEUE_NAME"], cfg["QUEUE_MAX_CONNECTIONS"])
 
     @huey.task(name="process_event")  # type: ignore[untyped-decorator]
     def process_event_task(event_id: int) -> None:
@@ -101,9 +108,11 @@ def init_app(app: Flask) -> Tasks:
 
     @huey.periodic_task(crontab(minute="*"), name="sweep")  # type: ignore[untyped-decorator]
     def sweep_task() -> None:
-        """Re-enqueue events a dead worker left behind (runs every minute)."""
+        """Re-enqueue events a dead worker left behind (every minute, by one worker of many)."""
         with app.app_context():
-            processing.sweep(services.get())
+            svc = services.get()
+            if periodic.take_turn(svc.db, "sweep", svc.now().timestamp(), SWEEP_PERIOD):
+                processing.sweep(svc)
 
     url = app.config["QUEUE_URL"]
     lock = SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
