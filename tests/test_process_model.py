@@ -124,6 +124,7 @@ def test_exactly_one_caller_takes_each_periodic_turn(backend: Backend) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.scaleout
 @pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
 def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_path: Path) -> None:
     # The quota is not what is tested here: Strava's and the service's own are both lifted.
