@@ -17,9 +17,7 @@ import http.client
 import json
 import multiprocessing
 import os
-import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,28 +32,24 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.fernet import Fernet
 
+from benchmarks.common import free_port, fresh_postgres, unique_name
+
 ROOT = Path(__file__).resolve().parents[1]
 ATHLETES = 50
 WARMUP = 50
 BACKENDS = ("sqlite", "postgres")
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/14"
 # The targets apply at the concurrency a burst of Strava webhooks is expected to reach.
 TARGET_CONCURRENCY = 8
 DESCRIBED = {"sqlite": "SQLite database and queue", "postgres": "PostgreSQL and a Redis queue"}
 
 
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def service_env(folder: Path, backend: str = "sqlite", name: str = "") -> dict[str, str]:
+def service_env(
+    folder: Path, backend: str = "sqlite", name: str = "", database_url: str = ""
+) -> dict[str, str]:
     """Settings for the real service: SQLite database and queue in `folder`.
 
-    For postgres: the PostgreSQL database `name` instead, and a Redis queue of that name.
+    For postgres: the PostgreSQL database at `database_url` instead, and a Redis queue `name`.
     """
     env = {
         "STRAVA_VERIFY_TOKEN": "bench",
@@ -68,7 +62,7 @@ def service_env(folder: Path, backend: str = "sqlite", name: str = "") -> dict[s
         "STRAVA_BASE_URL": "http://127.0.0.1:9",  # never called: no worker runs
     }
     if backend == "postgres":
-        env["DATABASE_URL"] = f"postgresql+psycopg://{POSTGRES.split('://', 1)[1]}/{name}"
+        env["DATABASE_URL"] = database_url
         env["QUEUE_URL"] = REDIS
         env["QUEUE_NAME"] = name
     return env
@@ -83,29 +77,22 @@ def backend_env(backend: str) -> Iterator[dict[str, str]]:
     the databases of other users of the server are left alone.
     """
     folder = Path(tempfile.mkdtemp(prefix="legwork-bench-"))
-    name = f"legwork_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    name = unique_name("legwork_bench")
     try:
         if backend == "sqlite":
             yield service_env(folder)
             return
-        import psycopg
         import redis
-        from psycopg import sql
 
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield service_env(folder, backend, name)
-        finally:
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-                # FORCE: a server that did not stop in time must not keep the database alive.
-                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                admin.execute(drop.format(sql.Identifier(name)))
-            client = redis.Redis.from_url(REDIS)
-            keys = list(client.scan_iter(match=f"huey.*.{name}*"))
-            if keys:
-                client.delete(*keys)
-            client.close()
+        with fresh_postgres(name) as database_url:
+            try:
+                yield service_env(folder, backend, name, database_url)
+            finally:
+                client = redis.Redis.from_url(REDIS)
+                keys = list(client.scan_iter(match=f"huey.*.{name}*"))
+                if keys:
+                    client.delete(*keys)
+                client.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
