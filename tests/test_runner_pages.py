@@ -16,17 +16,11 @@ from strava_massage import dashboard
 from strava_massage.models import Activity, Athlete, MassageSession, Note
 
 from .conftest import Stack
+from .test_security import _csrf
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 PAGES = ["/dashboard", "/dashboard/import.json", "/settings", "/account", "/account/delete",
          "/account/export.json"]  # fmt: skip
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
 
 
 def _add_runs(stack: Stack, athlete_id: int, runs: list[tuple[dt.date, float]]) -> None:
