@@ -100,9 +100,8 @@ def test_sigkill_mid_job_loses_nothing_and_doubles_nothing(
     assert killed_mid_job, "the kill should land while a job is in flight"
     outcomes = [(e.id, e.aspect_type, e.status, e.outcome) for e in stack.events(backfill=True)]
     for run in runs:
-        path = f"/api/v3/activities/{run['id']}"
         assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1, outcomes
-        assert stack.sim.count("PUT", path) == 1, (path, outcomes)
+        assert _writes(stack, run["id"]) == 1, (run["id"], outcomes)
     with stack.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Note)) == len(runs)
         events = session.scalars(select(Event)).all()
@@ -145,14 +144,20 @@ def test_repeated_sigkills_during_200_events_lose_nothing_and_double_nothing(
     print(f"\n200-event run: {kills} SIGKILLs, {mid_job} with a job in flight, {done} done first")
     assert mid_job >= 3, "most kills should land while jobs are in flight"
     outcomes = [(e.id, e.status, e.outcome) for e in stack.events(backfill=True)]
-    doubled = [
-        r["id"] for r in runs if stack.sim.count("PUT", f"/api/v3/activities/{r['id']}") != 1
-    ]
+    # Writes that took effect: a worker killed while sending its PUT leaves a request Strava
+    # refused (a cut-off body), and the next worker rightly writes the note then.
+    doubled = [r["id"] for r in runs if _writes(stack, r["id"]) != 1]
     lost = [r["id"] for r in runs if BLOCK_START not in stack.sim.activity(r["id"])["description"]]
     assert (doubled, lost) == ([], []), outcomes
     with stack.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Note)) == len(runs) == 200
         assert {e.status for e in session.scalars(select(Event))} == {"done"}
+
+
+def _writes(stack: Stack, activity_id: int) -> int:
+    """PUTs of an activity that Strava accepted."""
+    calls = stack.sim.calls("PUT", f"/api/v3/activities/{activity_id}")
+    return sum(c.status == 200 for c in calls)
 
 
 def _done(stack: Stack) -> int:
