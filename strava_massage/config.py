@@ -62,7 +62,6 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "TOKEN_KEYS": get("TOKEN_KEYS"),
         # How long an event may sit pending or claimed before the sweep hands it out again.
         "SWEEP_AFTER_SECONDS": int(get("SWEEP_AFTER_SECONDS", 120)),
-        "SWEEP_INTERVAL_SECONDS": int(get("SWEEP_INTERVAL_SECONDS", 60)),
         "WORKER_THREADS": int(get("WORKER_THREADS", 2)),
         "STRAVA_TIMEOUT_SECONDS": float(get("STRAVA_TIMEOUT_SECONDS", 10)),
         # Refresh a token this long before Strava says it expires, so a call never races it.

@@ -109,7 +109,7 @@ def load(
         last_massage=last,
         runs=runs,
         weeks=weekly(session, athlete.id, today),
-        threshold_m=settings.high_volume_m(athlete.effective_units),  # type: ignore[arg-type]
+        threshold_m=settings.high_volume_m(athlete.effective_units),
         notes=notes,
         older_notes=older,
     )

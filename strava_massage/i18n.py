@@ -9,9 +9,8 @@ from babel import Locale, UnknownLocaleError
 from flask import Flask, current_app, request
 from flask_babel import Babel, format_date, format_decimal, get_locale
 
+from strava_massage.advice import Units, to_units
 from strava_massage.paths import TRANSLATIONS_DIR
-
-METRES_PER = {"mi": 1609.344, "km": 1000.0}
 
 
 def select_locale() -> str:
@@ -39,9 +38,9 @@ def page_language() -> str:
     return "en"
 
 
-def distance(metres: float, units: str, digits: int = 1) -> str:
+def distance(metres: float, units: Units, digits: int = 1) -> str:
     """A distance in the runner's units, number formatted for their locale ("1,234.5 mi")."""
-    value = metres / METRES_PER[units]
+    value = to_units(metres, units)
     pattern = "#,##0." + "0" * digits if digits else "#,##0"
     return f"{format_decimal(value, format=pattern)} {units}"
 

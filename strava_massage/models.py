@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from strava_massage.advice.state import Units
+
 
 def utcnow() -> dt.datetime:
     """Timezone-aware now, called per row (never evaluated once at import)."""
@@ -55,9 +57,9 @@ class Athlete(Base):
     backfill_runs: Mapped[int] = mapped_column(Integer, default=0)
 
     @property
-    def effective_units(self) -> str:
+    def effective_units(self) -> Units:
         """Miles or kilometres: the runner's override, else their Strava preference."""
-        return self.units_override or self.units
+        return "mi" if (self.units_override or self.units) == "mi" else "km"
 
 
 class MassageSession(Base):

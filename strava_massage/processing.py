@@ -548,7 +548,7 @@ def training_state(
         distance_m=run.distance_m,
         moving_time_s=run.moving_time_s,
         workout_type=run.workout_type,
-        units="mi" if athlete.effective_units == "mi" else "km",
+        units=athlete.effective_units,
         week_m=t.week_m,
         month_m=t.month_m,
         year_m=t.year_m,

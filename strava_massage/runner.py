@@ -19,7 +19,6 @@ from strava_massage.models import Athlete, MassageSession
 UNITS = ("mi", "km")
 NOTE_TARGETS = ("description", "private_note")
 MAX_DISCLAIMER = 160
-METRES_PER_MILE = 1609.344
 
 
 class InputError(ValueError):

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from strava_massage import dashboard, runner
+from strava_massage.advice.state import metres_per_unit
 from strava_massage.db import get_session
 from strava_massage.forms import MassageForm, SettingsForm
-from strava_massage.i18n import METRES_PER
 from strava_massage.models import Activity, Athlete, MassageSession, Note
 
 bp = Blueprint("runner", __name__)
@@ -58,12 +58,13 @@ def show_dashboard(athlete: Athlete) -> str:
     """Totals, the 16-week chart and the notes written so far."""
     before = request.args.get("before", type=int)
     data = dashboard.load(get_session(), athlete, dashboard.runner_today(athlete), before)
+    units = athlete.effective_units
     return render_template(
         "runner/dashboard.html",
         athlete=athlete,
         data=data,
-        chart=dashboard.chart(data.weeks, data.threshold_m, METRES_PER[athlete.effective_units]),
-        units=athlete.effective_units,
+        chart=dashboard.chart(data.weeks, data.threshold_m, metres_per_unit(units)),
+        units=units,
     )
 
 
