@@ -99,7 +99,7 @@ def main() -> None:
                 response = client.get("/dashboard")
                 times[name].append((time.perf_counter() - t0) * 1000)
                 assert b"total-week" in response.data, response.status
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
         dialect = app.extensions["db"].engine.dialect.name
 
     rows = {}

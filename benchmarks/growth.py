@@ -299,7 +299,7 @@ def run(
         progress(f"{rounds} rounds timed", t0)
         plan = explain(app, clock, ids[-1], today) if plans else []
         dialect = db.engine.dialect.name
-        db.engine.dispose()
+        db.dispose()
 
     rows: dict[str, dict[str, float]] = {}
     print(f"per-event database work, {rounds} rounds, {dialect}, {runners} other runners")

@@ -250,7 +250,7 @@ def count_stored(app: Any) -> tuple[int, int]:
         stored = session.scalar(select(func.count()).select_from(Event)) or 0
     queued = tasks.depth()
     tasks.close()
-    db.engine.dispose()  # let the database be dropped
+    db.dispose()  # let the database be dropped
     return stored, queued
 
 

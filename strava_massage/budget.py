@@ -12,16 +12,57 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import case, insert, select, true, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from strava_massage.db import Database
-from strava_massage.models import RateBudget
+from strava_massage.models import RateBudget, table_of
 from strava_massage.strava import RateLimited, RateStatus, seconds_until_reset
 
 DAY = 86400
 SHORT, DAILY = "short", "daily"
+
+# Built once with bound parameters: they run for every call to Strava.
+_ROW = table_of(RateBudget)
+_FRESH = _ROW.c.window_index < bindparam("window")  # the row still counts an old window
+_IN_WINDOW = (_ROW.c.bucket == bindparam("b"), _ROW.c.window_index <= bindparam("window"))
+# Take `calls` if the total stays within `ceiling` tenths of the limit.
+_RESERVE = (
+    update(_ROW)
+    .where(
+        *_IN_WINDOW,
+        (case((_FRESH, 0), else_=_ROW.c.used) + bindparam("calls")) * 10
+        <= _ROW.c.allowed * bindparam("ceiling"),
+    )
+    .values(
+        window_index=bindparam("window"),
+        used=case((_FRESH, bindparam("calls")), else_=_ROW.c.used + bindparam("calls")),
+    )
+    .returning(_ROW.c.used, _ROW.c.allowed)
+)
+# Raise the usage to what Strava counted (never lower it), and take Strava's limit.
+_OBSERVE = (
+    update(_ROW)
+    .where(*_IN_WINDOW)
+    .values(
+        window_index=bindparam("window"),
+        allowed=bindparam("limit"),
+        used=case(
+            (_FRESH | (_ROW.c.used < bindparam("usage")), bindparam("usage")),
+            else_=_ROW.c.used,
+        ),
+    )
+    .returning(_ROW.c.used, _ROW.c.allowed)
+)
+_REFUND = (
+    update(_ROW)
+    .where(
+        _ROW.c.bucket == bindparam("b"),
+        _ROW.c.window_index == bindparam("window"),
+        _ROW.c.used >= bindparam("calls"),
+    )
+    .values(used=_ROW.c.used - bindparam("calls"))
+)
 
 
 class Budget:
@@ -55,28 +96,22 @@ class Budget:
         """
         ceiling = 9 if spare else 10  # tenths of the limit this reservation may reach
         now = self.clock()
-        with self.db.write_lock, self.db.session() as session:
+        with self.db.write_lock, self.db.jobs.connect() as conn:
             for bucket, window in self._windows(now).items():
-                fresh = RateBudget.window_index < window  # the row still counts an old window
                 taken = self._update(
-                    session,
-                    bucket,
-                    window,
-                    (case((fresh, 0), else_=RateBudget.used) + calls) * 10
-                    <= RateBudget.allowed * ceiling,
-                    used=case((fresh, calls), else_=RateBudget.used + calls),
+                    conn, _RESERVE, bucket, window, {"calls": calls, "ceiling": ceiling}
                 )
                 if taken is not None:
                     self._known[bucket] = (window, *taken)
                 else:
-                    session.rollback()
+                    conn.rollback()
                     raise RateLimited(
                         seconds_until_reset(now, self.window_seconds, daily=bucket == DAILY)
                     )
-            session.commit()
+            conn.commit()
 
     def _update(
-        self, session: Session, bucket: str, window: int, condition: Any, **values: Any
+        self, conn: Connection, statement: Any, bucket: str, window: int, params: dict[str, Any]
     ) -> tuple[int, int] | None:
         """One UPDATE of a bucket's row, moved to `window`; (used, allowed) after it, or None.
 
@@ -84,19 +119,14 @@ class Budget:
         to Strava pays for these round trips. The row is created on first use.
         """
         for _ in range(2):
-            row = session.execute(
-                update(RateBudget)
-                .where(RateBudget.bucket == bucket, RateBudget.window_index <= window, condition)
-                .values(window_index=window, **values)
-                .returning(RateBudget.used, RateBudget.allowed)
-            ).first()
+            row = conn.execute(statement, {"b": bucket, "window": window, **params}).first()
             if row is not None:
                 return row.used, row.allowed
-            if session.get(RateBudget, bucket) is not None:
+            if conn.scalar(select(_ROW.c.bucket).where(_ROW.c.bucket == bucket)) is not None:
                 return None
             try:
-                with session.begin_nested():
-                    session.execute(
+                with conn.begin_nested():
+                    conn.execute(
                         insert(RateBudget).values(
                             bucket=bucket, window_index=window, used=0, allowed=self.limits[bucket]
                         )
@@ -108,18 +138,10 @@ class Budget:
     def refund(self, calls: int = 1) -> None:
         """Give back requests reserved but not made (the PUT a non-run never needed)."""
         windows = self._windows(self.clock())
-        with self.db.write_lock, self.db.session() as session:
+        with self.db.write_lock, self.db.jobs.connect() as conn:
             for bucket, window in windows.items():
-                session.execute(
-                    update(RateBudget)
-                    .where(
-                        RateBudget.bucket == bucket,
-                        RateBudget.window_index == window,
-                        RateBudget.used >= calls,
-                    )
-                    .values(used=RateBudget.used - calls)
-                )
-            session.commit()
+                conn.execute(_REFUND, {"b": bucket, "window": window, "calls": calls})
+            conn.commit()
 
     def observe(self, status: RateStatus) -> None:
         """Raise the stored usage to what Strava reports, and take its limits."""
@@ -133,20 +155,13 @@ class Budget:
                 news[bucket] = (limit, usage)
         if not news:
             return
-        with self.db.write_lock, self.db.session() as session:
+        with self.db.write_lock, self.db.jobs.connect() as conn:
             for bucket, (limit, usage) in news.items():
-                fresh = RateBudget.window_index < windows[bucket]
-                known = self._update(
-                    session,
-                    bucket,
-                    windows[bucket],
-                    true(),
-                    allowed=limit,
-                    used=case((fresh | (RateBudget.used < usage), usage), else_=RateBudget.used),
-                )
+                params = {"limit": limit, "usage": usage}
+                known = self._update(conn, _OBSERVE, bucket, windows[bucket], params)
                 if known is not None:
                     self._known[bucket] = (windows[bucket], *known)
-            session.commit()
+            conn.commit()
 
     def remaining(self) -> dict[str, int]:
         """Requests left in the current short and daily windows (for /metrics)."""

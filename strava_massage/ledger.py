@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Date, bindparam, case, delete, func, select
+from sqlalchemy import Connection, Date, bindparam, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from strava_massage.models import Activity, Athlete, MassageSession, Note
+from strava_massage.models import Activity, Athlete, MassageSession, Note, table_of
 from strava_massage.strava import ActivityInfo
+
+# The worker runs these on a Core connection (cheaper per statement), the pages in a session.
+Executor = Session | Connection
 
 
 @dataclass(frozen=True)
@@ -37,19 +40,24 @@ def _upsert_statement(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (id) DO UPDATE for this dialect, built once with bound parameters."""
     if dialect not in _UPSERTS:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(Activity).values({c: bindparam(c) for c in ("id", *_RUN_COLUMNS)})
+        stmt = insert(table_of(Activity)).values({c: bindparam(c) for c in ("id", *_RUN_COLUMNS)})
         changed = {c: stmt.excluded[c] for c in _RUN_COLUMNS}
         _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["id"], set_=changed)
     return _UPSERTS[dialect]
 
 
-def upsert_run(session: Session, info: ActivityInfo) -> None:
+def _dialect(session: Executor) -> str:
+    """The database's dialect name, from a session or a connection."""
+    return (session.get_bind() if isinstance(session, Session) else session).dialect.name
+
+
+def upsert_run(session: Executor, info: ActivityInfo) -> None:
     """Record a run keyed by its id; a second call overwrites, so totals never double.
 
     A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
     store the same run at the same moment.
     """
-    stmt = _upsert_statement(session.get_bind().dialect.name)
+    stmt = _upsert_statement(_dialect(session))
     session.execute(
         stmt,
         {
@@ -64,9 +72,12 @@ def upsert_run(session: Session, info: ActivityInfo) -> None:
     )
 
 
-def remove_activity(session: Session, activity_id: int) -> bool:
+_REMOVE = delete(table_of(Activity)).where(Activity.id == bindparam("activity_id"))
+
+
+def remove_activity(session: Executor, activity_id: int) -> bool:
     """Take an activity out of the ledger (deleted, or no longer a run)."""
-    result = session.execute(delete(Activity).where(Activity.id == activity_id))
+    result = session.execute(_REMOVE, {"activity_id": activity_id})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -75,13 +86,17 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def last_massage(session: Session, athlete_id: int, day: dt.date) -> dt.date | None:
+# The queries below run for every note, so each is built once with bound parameters: building
+# the expression per call cost more than running it.
+_LAST_MASSAGE = select(func.max(MassageSession.on)).where(
+    MassageSession.athlete_id == bindparam("athlete_id"),
+    MassageSession.on <= bindparam("day", type_=Date),
+)
+
+
+def last_massage(session: Executor, athlete_id: int, day: dt.date) -> dt.date | None:
     """The runner's latest logged massage on or before `day` (a booked future one not yet)."""
-    return session.scalar(
-        select(func.max(MassageSession.on)).where(
-            MassageSession.athlete_id == athlete_id, MassageSession.on <= day
-        )
-    )
+    return session.scalar(_LAST_MASSAGE, {"athlete_id": athlete_id, "day": day})
 
 
 def massage_anchor(athlete: Athlete, last: dt.date | None) -> dt.date:
@@ -118,7 +133,9 @@ _SINCE = select(func.coalesce(func.sum(Activity.distance_m), 0.0)).where(
 )
 
 
-def totals(session: Session, athlete: Athlete, day: dt.date, last: dt.date | None = None) -> Totals:
+def totals(
+    session: Executor, athlete: Athlete, day: dt.date, last: dt.date | None = None
+) -> Totals:
     """All totals for the week, month, year and windows around `day`, in two indexed queries.
 
     `last` is the latest massage on or before `day` (see `last_massage`).
@@ -143,55 +160,78 @@ def totals(session: Session, athlete: Athlete, day: dt.date, last: dt.date | Non
     return Totals(week, month, year, r7, r28, float(since or 0.0))
 
 
+_RUNS_BETWEEN = select(Activity.distance_m).where(
+    Activity.athlete_id == bindparam("athlete_id"),
+    Activity.local_date >= bindparam("first", type_=Date),
+    Activity.local_date <= bindparam("last", type_=Date),
+    Activity.id != bindparam("exclude"),
+)
+
+
 def runs_between(
-    session: Session, athlete_id: int, first: dt.date, last: dt.date, exclude: int
+    session: Executor, athlete_id: int, first: dt.date, last: dt.date, exclude: int
 ) -> list[float]:
     """Distances of the runs dated first..last, leaving out one activity."""
-    return list(
-        session.scalars(
-            select(Activity.distance_m).where(
-                Activity.athlete_id == athlete_id,
-                Activity.local_date >= first,
-                Activity.local_date <= last,
-                Activity.id != exclude,
-            )
-        )
-    )
+    params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
+    return list(session.scalars(_RUNS_BETWEEN, params))
 
 
-def first_run_date(session: Session, athlete_id: int) -> dt.date | None:
+_FIRST_RUN = select(func.min(Activity.local_date)).where(
+    Activity.athlete_id == bindparam("athlete_id")
+)
+
+
+def first_run_date(session: Executor, athlete_id: int) -> dt.date | None:
     """The date of the runner's earliest known run."""
-    return session.scalar(
-        select(func.min(Activity.local_date)).where(Activity.athlete_id == athlete_id)
+    return session.scalar(_FIRST_RUN, {"athlete_id": athlete_id})
+
+
+class PastNoteRow(Protocol):
+    """The columns of a past note that the advice looks at."""
+
+    local_date: dt.date
+    kind: str
+    tip_id: str | None
+    is_session: bool
+
+
+_NOTES = table_of(Note)
+_RECENT_NOTES = (
+    select(_NOTES.c.local_date, _NOTES.c.kind, _NOTES.c.tip_id, _NOTES.c.is_session)
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"), _NOTES.c.activity_id != bindparam("exclude")
     )
+    .order_by(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
-def recent_notes(session: Session, athlete_id: int, exclude: int, limit: int = 10) -> list[Note]:
+def recent_notes(
+    session: Executor, athlete_id: int, exclude: int, limit: int = 10
+) -> list[PastNoteRow]:
     """The runner's latest notes, newest first, leaving out one activity's."""
-    return list(
-        session.scalars(
-            select(Note)
-            .where(Note.athlete_id == athlete_id, Note.activity_id != exclude)
-            .order_by(Note.local_date.desc(), Note.id.desc())
-            .limit(limit)
-        )
+    params = {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
+    return list(session.execute(_RECENT_NOTES, params))
+
+
+# Newest first along the (athlete, date) index, so it stops at the first match instead of
+# reading the runner's whole history.
+_LAST_NOTE = (
+    select(_NOTES.c.local_date)
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"),
+        _NOTES.c.kind == bindparam("kind"),
+        _NOTES.c.local_date <= bindparam("day", type_=Date),
+        _NOTES.c.activity_id != bindparam("exclude"),
     )
+    .order_by(_NOTES.c.local_date.desc())
+    .limit(1)
+)
 
 
 def last_note_date(
-    session: Session, athlete_id: int, kind: str, day: dt.date, exclude: int
+    session: Executor, athlete_id: int, kind: str, day: dt.date, exclude: int
 ) -> dt.date | None:
     """The latest date on or before `day` the runner got a note of this kind (one run left out)."""
-    # Newest first along the (athlete, date) index, so it stops at the first match instead of
-    # reading the runner's whole history.
-    return session.scalar(
-        select(Note.local_date)
-        .where(
-            Note.athlete_id == athlete_id,
-            Note.kind == kind,
-            Note.local_date <= day,
-            Note.activity_id != exclude,
-        )
-        .order_by(Note.local_date.desc())
-        .limit(1)
-    )
+    params = {"athlete_id": athlete_id, "kind": kind, "day": day, "exclude": exclude}
+    return session.scalar(_LAST_NOTE, params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -31,6 +32,11 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     """Declarative base for every table."""
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, for statements built once on the table rather than the ORM class."""
+    return cast(Table, model.__table__)  # declared as the wider FromClause
 
 
 class Athlete(Base):

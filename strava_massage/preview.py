@@ -245,7 +245,7 @@ def replay(
                     is_session=note.is_session,
                 )
             )
-    db.engine.dispose()
+    db.dispose()
     return out
 
 

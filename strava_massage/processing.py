@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from strava_massage import ledger
 from strava_massage.advice import (
@@ -30,6 +31,7 @@ from strava_massage.advice import (
 )
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database
+from strava_massage.ledger import Executor
 from strava_massage.logfmt import life_line
 from strava_massage.merge import make_block, merge_note
 from strava_massage.models import (
@@ -40,6 +42,7 @@ from strava_massage.models import (
     Note,
     OAuthState,
     Token,
+    table_of,
     utcnow,
 )
 from strava_massage.notes import render_note
@@ -54,7 +57,7 @@ from strava_massage.strava import (
     TemporaryFailure,
     Unauthorized,
 )
-from strava_massage.tokens import NoToken, access_token
+from strava_massage.tokens import NoToken, Stored, access_token
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,90 @@ class AthleteBusy(Exception):
     """Another worker holds an event of the same runner; this one waits its turn."""
 
 
-def claim(svc: Services, event_id: int) -> Event | None:
+@dataclass(frozen=True)
+class Claimed:
+    """An event this worker holds until its lease ends; `attempts` identifies the claim."""
+
+    id: int
+    owner_id: int
+    object_type: str
+    object_id: int
+    aspect_type: str
+    updates: dict[str, Any]
+    attempts: int
+
+
+# The worker's statements are built once, on the tables: building an expression per call and
+# the ORM's bookkeeping for an UPDATE cost more than the database running it (the pipeline
+# benchmark's "service overhead per event").
+_EVENTS = table_of(Event)
+_NOTES = table_of(Note)
+_ACTIVITIES = table_of(Activity)
+OPEN = ("pending", "processing")
+
+_STATE = select(_EVENTS.c.owner_id, _EVENTS.c.status, _EVENTS.c.due_at).where(
+    _EVENTS.c.id == bindparam("event_id")
+)
+# PostgreSQL: the same read also serialises claims for this runner until commit; two claims
+# for different events would otherwise both see no other claim under READ COMMITTED.
+_LOCKED_STATE = _STATE.add_columns(func.pg_advisory_xact_lock(_EVENTS.c.owner_id))
+_OTHER = _EVENTS.alias("other")
+_HELD = (
+    select(_OTHER.c.id)
+    .where(
+        _OTHER.c.owner_id == bindparam("owner"),
+        _OTHER.c.id != bindparam("event_id"),
+        _OTHER.c.status == "processing",
+        _OTHER.c.due_at > bindparam("now"),
+    )
+    .exists()
+)
+_CLAIM = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id"),
+        _EVENTS.c.status.in_(OPEN),
+        _EVENTS.c.due_at <= bindparam("now"),
+        ~_HELD,
+    )
+    .values(status="processing", attempts=_EVENTS.c.attempts + 1, due_at=bindparam("lease_end"))
+    .returning(*(_EVENTS.c[f.name] for f in dataclasses.fields(Claimed)))
+)
+_KEEP = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id"),
+        _EVENTS.c.status == "processing",
+        _EVENTS.c.attempts == bindparam("claim"),
+    )
+    .values(due_at=bindparam("lease_end"))
+)
+_FINISH = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+_NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
+    _EVENTS.c.owner_id == bindparam("owner"),
+    _EVENTS.c.status.in_(OPEN),
+    _EVENTS.c.due_at <= bindparam("now"),
+)
+_RUNNER = (
+    select(Athlete, Token.access_token, Token.expires_at)
+    .outerjoin(Token, Token.athlete_id == Athlete.id)
+    .where(Athlete.id == bindparam("athlete_id"))
+)
+_NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
+_RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
+_SET_TIMEZONE = (
+    update(table_of(Athlete))
+    .where(table_of(Athlete).c.id == bindparam("athlete_id"))
+    .values(timezone=bindparam("zone"))
+)
+_WRITTEN = (
+    update(_NOTES)
+    .where(_NOTES.c.id == bindparam("note_id"), _NOTES.c.status != "written")
+    .values(status="written", written_at=bindparam("now"))
+)
+
+
+def claim(svc: Services, event_id: int) -> Claimed | None:
     """Take the event for this worker until its lease ends; None if done or held elsewhere.
 
     One runner's events go one at a time: the claim fails with AthleteBusy while another of
@@ -107,65 +193,51 @@ def claim(svc: Services, event_id: int) -> Event | None:
     holder frees the runner when it ends.
     """
     now = svc.now()
-    with svc.db.write_lock, svc.db.session() as session:
-        owner = session.scalar(select(Event.owner_id).where(Event.id == event_id))
-        if owner is None:
+    with svc.db.jobs.connect() as conn:
+        state = conn.execute(
+            _LOCKED_STATE if svc.db.dialect == "postgresql" else _STATE, {"event_id": event_id}
+        ).first()
+        # Most tasks of a busy runner find their event finished by the runner's drain (below).
+        if state is None or state.status not in OPEN or _aware(state.due_at) > now:
             return None
-        if session.get_bind().dialect.name == "postgresql":
-            # Serialise claims for this runner until commit: two claims for different events
-            # would otherwise both see no other claim under READ COMMITTED.
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": owner})
-        other = aliased(Event)
-        held = (
-            select(other.id)
-            .where(
-                other.owner_id == owner,
-                other.id != event_id,
-                other.status == "processing",
-                other.due_at > now,
-            )
-            .exists()
-        )
-        result = session.execute(
-            update(Event)
-            .where(
-                Event.id == event_id,
-                Event.status.in_(("pending", "processing")),
-                Event.due_at <= now,
-                ~held,
-            )
-            .values(
-                status="processing",
-                attempts=Event.attempts + 1,
-                due_at=now + dt.timedelta(seconds=svc.lease_seconds),
-            )
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            busy = session.scalar(select(held)) and session.scalar(
-                select(Event.id).where(
-                    Event.id == event_id,
-                    Event.status.in_(("pending", "processing")),
-                    Event.due_at <= now,
-                )
-            )
-            session.rollback()
-            if busy:
-                raise AthleteBusy(owner)
-            return None
-        session.commit()
-        return session.get(Event, event_id)
+        params = {"event_id": event_id, "owner": state.owner_id, "now": now}
+        with svc.db.write_lock:
+            row = conn.execute(
+                _CLAIM, {**params, "lease_end": now + dt.timedelta(seconds=svc.lease_seconds)}
+            ).first()
+            if row is None:
+                busy = conn.scalar(select(_HELD), params)
+                conn.rollback()
+                if busy:
+                    raise AthleteBusy(state.owner_id)
+                return None
+            conn.commit()
+    return Claimed(**row._mapping)
 
 
-def _finish(svc: Services, event_id: int, status: str, outcome: str, due_in: float = 0) -> None:
-    """Record how the event ended, or when it is due again."""
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands stored times back naive; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _finish(
+    svc: Services, event: Claimed, status: str, outcome: str, due_in: float = 0, note: int = 0
+) -> int | None:
+    """Record how the event ended (and, if given, that its note is on Strava); returns the
+    runner's next due event, in the same transaction."""
+    now = svc.now()
     values: dict[str, object] = {"status": status, "outcome": outcome[:200]}
     if status == "pending":
-        values["due_at"] = svc.now() + dt.timedelta(seconds=due_in)
+        values["due_at"] = now + dt.timedelta(seconds=due_in)
     else:
-        values["finished_at"] = svc.now()
-    with svc.db.session() as session:
-        session.execute(update(Event).where(Event.id == event_id).values(**values))
-        session.commit()
+        values["finished_at"] = now
+    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+        if note:
+            conn.execute(_WRITTEN, {"note_id": note, "now": now})
+        conn.execute(_FINISH.values(**values), {"event_id": event.id})
+        following: int | None = conn.scalar(_NEXT_DUE, {"owner": event.owner_id, "now": now})
+        conn.commit()
+    return following
 
 
 def process_event(svc: Services, event_id: int) -> str:
@@ -180,124 +252,125 @@ def process_event(svc: Services, event_id: int) -> str:
         return "waiting: another event of this runner is in progress"
     if event is None:
         return "not claimable (finished, deferred or held by another worker)"
-    outcome = _process_claimed(svc, event)
-    while (next_id := _next_due(svc, event.owner_id)) is not None:
+    outcome, next_id = _process_claimed(svc, event)
+    while next_id is not None:
         try:
             following = claim(svc, next_id)
         except AthleteBusy:
             break  # another worker has the runner now, and drains in turn
         if following is None:
             break
-        _process_claimed(svc, following)
+        _, next_id = _process_claimed(svc, following)
     return outcome
 
 
-def _next_due(svc: Services, owner_id: int) -> int | None:
-    """The runner's oldest claimable event: waiting and due, or left by a dead worker."""
-    with svc.db.session() as session:
-        return session.scalar(
-            select(func.min(Event.id)).where(
-                Event.owner_id == owner_id,
-                Event.status.in_(("pending", "processing")),
-                Event.due_at <= svc.now(),
-            )
-        )
-
-
-def _process_claimed(svc: Services, event: Event) -> str:
-    """Handle a claimed event, record how it ended, and log one structured line."""
-    outcome = _run_claimed(svc, event)
+def _process_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
+    """Handle a claimed event and record how it ended; (outcome, the runner's next due event)."""
+    outcome, following = _run_claimed(svc, event)
     svc.on_outcome(outcome)
-    return outcome
+    return outcome, following
 
 
-def _run_claimed(svc: Services, event: Event) -> str:
-    """Handle a claimed event and store how it ended; returns the outcome."""
+@dataclass(frozen=True)
+class Handled:
+    """How an event ended, and the note it put on Strava (marked written with the event)."""
+
+    outcome: str
+    note_id: int = 0
+
+
+def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
+    """Handle a claimed event and store how it ended; (outcome, the runner's next due event)."""
     where = {"object": f"{event.object_type}:{event.object_id}", "attempt": event.attempts}
 
     def line(stage: str, **fields: object) -> str:
         return life_line(stage, event.id, event.owner_id, **where, **fields)
 
     try:
-        outcome = _handle(svc, event)
+        handled = _handle(svc, event)
     except Done as done:
-        _finish(svc, event.id, done.status, done.outcome)
+        following = _finish(svc, event, done.status, done.outcome)
         log.info(line("processed", status=done.status, outcome=done.outcome))
-        return done.outcome
+        return done.outcome, following
     except ClaimLost:
         svc.strava.refund()  # the PUT reserved with the GET is the other worker's to make
         log.warning(line("abandoned", reason="lease ran out; another worker has it"))
-        return "claim lost"
+        return "claim lost", None
     except RateLimited as e:
         # Not a failure: the budget is spent. Come back when the window resets.
-        _finish(svc, event.id, "pending", "deferred: rate limit", e.retry_after)
+        following = _finish(svc, event, "pending", "deferred: rate limit", e.retry_after)
         svc.enqueue(event.id, e.retry_after)
         log.info(line("deferred", wait=f"{e.retry_after:.0f}s", reason="rate limit"))
-        return "deferred"
+        return "deferred", following
     except (Unauthorized, NotFound) as e:
         # Between our GET and PUT the runner revoked access or deleted the run: nothing to do.
         outcome = f"Strava answered {type(e).__name__} while writing; left alone"
-        _finish(svc, event.id, "skipped", outcome)
+        following = _finish(svc, event, "skipped", outcome)
         log.info(line("processed", status="skipped", outcome=outcome))
-        return outcome
+        return outcome, following
     except Exception as e:
         transient = isinstance(e, TemporaryFailure | OperationalError)  # Strava or database hiccup
         if transient and event.attempts < svc.max_attempts:
             return _retry(svc, event, line, e)
         # A dead letter, visible in `strava-massage events --failed`, never a silent loop.
-        _finish(svc, event.id, "failed", f"{type(e).__name__}: {e}")
+        following = _finish(svc, event, "failed", f"{type(e).__name__}: {e}")
         if isinstance(e, StravaError):
             log.warning(line("failed", reason=e))
         else:
             log.exception(line("failed", reason=f"{type(e).__name__} (a bug)"))
-        return "failed"
-    _finish(svc, event.id, "done", outcome)
-    log.info(line("processed", status="done", outcome=outcome))
-    return outcome
+        return "failed", following
+    following = _finish(svc, event, "done", handled.outcome, note=handled.note_id)
+    log.info(line("processed", status="done", outcome=handled.outcome))
+    return handled.outcome, following
 
 
-def _retry(svc: Services, event: Event, line: Callable[..., str], e: Exception) -> str:
+def _retry(
+    svc: Services, event: Claimed, line: Callable[..., str], e: Exception
+) -> tuple[str, int | None]:
     """Hand a temporary failure back to the queue with exponential backoff and jitter."""
     delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
     delay *= random.uniform(0.8, 1.2)  # jitter, so a burst of failures spreads out
-    _finish(svc, event.id, "pending", f"retrying: {e}", delay)
+    following = _finish(svc, event, "pending", f"retrying: {e}", delay)
     svc.enqueue(event.id, delay)
     log.info(line("retrying", wait=f"{delay:.1f}s", reason=e))
-    return "retrying"
+    return "retrying", following
 
 
-def _handle(svc: Services, event: Event) -> str:
+def _handle(svc: Services, event: Claimed) -> Handled:
     """Dispatch on the event's kind."""
     if event.aspect_type == "backfill":
-        return _backfill(svc, event)
+        return Handled(_backfill(svc, event))
     if event.object_type == "athlete":
         if str(event.updates.get("authorized", "")).lower() == "false":
             delete_athlete(svc.db, event.owner_id)  # this event included
             raise Done("athlete deauthorized: all their data deleted")
         raise Done("athlete update ignored", "skipped")
     if event.aspect_type == "delete":
-        with svc.db.session() as session:
+        with svc.db.write_lock, svc.db.session() as session:
             removed = ledger.remove_activity(session, event.object_id)
             session.execute(delete(Note).where(Note.activity_id == event.object_id))
             session.commit()
-        return "activity deleted: removed from ledger" if removed else "activity deleted"
+        return Handled("activity deleted: removed from ledger" if removed else "activity deleted")
     return _handle_activity(svc, event)
 
 
-def _handle_activity(svc: Services, event: Event) -> str:
+def _handle_activity(svc: Services, event: Claimed) -> Handled:
     """Create or update: fetch, count if it is a run, and make sure it carries its note."""
-    with svc.db.session() as session:
-        athlete = session.get(Athlete, event.owner_id)
-    if athlete is None:
+    with svc.db.session(jobs=True) as session:
+        runner = session.execute(_RUNNER, {"athlete_id": event.owner_id}).first()
+    if runner is None:
         # Stored in the instant the runner left: keep nothing about them, not even this.
-        with svc.db.session() as session:
+        with svc.db.write_lock, svc.db.session() as session:
             session.execute(delete(Event).where(Event.id == event.id))
             session.commit()
         raise Done("unknown athlete", "skipped")  # costs no Strava call
+    athlete = runner.Athlete
+    stored = Stored(runner.access_token, runner.expires_at) if runner.access_token else None
     try:
         token = access_token(
-            svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock
-        )
+            svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock,
+            stored=stored,
+        )  # fmt: skip
         info = svc.strava.get_activity(
             token, event.object_id, low_priority=_likely_not_a_run(svc, event)
         )
@@ -306,79 +379,99 @@ def _handle_activity(svc: Services, event: Event) -> str:
     except Unauthorized:
         raise Done("Strava refused the athlete's token (access revoked?)", "skipped") from None
     except NotFound:
-        with svc.db.session() as session:
+        with svc.db.write_lock, svc.db.session() as session:
             ledger.remove_activity(session, event.object_id)
             session.commit()
         raise Done("activity not found on Strava", "skipped") from None
     if info.athlete_id != athlete.id:
         raise Done("activity belongs to another athlete", "skipped")
-
-    with svc.db.session() as session:
-        if not info.is_run:
+    if not info.is_run:
+        with svc.db.write_lock, svc.db.session() as session:
             removed = ledger.remove_activity(session, info.id)
             session.commit()
-            svc.strava.refund()
-            raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
-        ledger.upsert_run(session, info)
-        _follow_timezone(session, athlete, info.timezone)
-        note = session.scalar(select(Note).where(Note.activity_id == info.id))
-        session.commit()
-
-    if note is not None and note.status == "written" and event.aspect_type == "update":
         svc.strava.refund()
-        return "ledger updated; note already written"
+        raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
+
+    # One transaction from the ledger to the renewed lease: counted, decided and fenced together.
+    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+        ledger.upsert_run(conn, info)
+        _follow_timezone(conn, athlete, info.timezone)
+        note = _note_of(conn, info.id)
+        if note is None and athlete.notes_enabled:
+            note = _store_note(conn, decide_note(conn, athlete, info.id, svc.advice))
+        done = note is None or (note.status == "written" and event.aspect_type == "update")
+        if not done:
+            _keep_claim(conn, svc, event)
+        conn.commit()
     if note is None:
-        if not athlete.notes_enabled:
-            svc.strava.refund()
-            return "counted; notes paused"
-        note = _decide_note(svc, athlete, info)
-    _keep_claim(svc, event)
+        svc.strava.refund()  # the write lock is released: refunding takes it again
+        return Handled("counted; notes paused")
+    if done:
+        svc.strava.refund()
+        return Handled("ledger updated; note already written")
     return _write_note(svc, token, info, note)
 
 
-def _keep_claim(svc: Services, event: Event) -> None:
+def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
     """Renew the lease right before writing to Strava; ClaimLost if the event is not ours.
 
     A job slower than its lease may have been handed out again: without this fence both
     workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
     """
-    with svc.db.session() as session:
-        kept = session.execute(
-            update(Event)
-            .where(
-                Event.id == event.id,
-                Event.status == "processing",
-                Event.attempts == event.attempts,
-            )
-            .values(due_at=svc.now() + dt.timedelta(seconds=svc.lease_seconds))
-        )
-        session.commit()
-    if not kept.rowcount:  # type: ignore[attr-defined]
+    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+    kept = conn.execute(
+        _KEEP, {"event_id": event.id, "claim": event.attempts, "lease_end": lease_end}
+    )
+    if not kept.rowcount:
+        conn.rollback()
         raise ClaimLost(event.id)
 
 
-def _decide_note(svc: Services, athlete: Athlete, info: ActivityInfo) -> Note:
-    """Run the advice rules and store the note before writing it, so a retry reuses it."""
-    with svc.db.session() as session:
-        note = decide_note(session, athlete, info.id, svc.advice)
-        session.add(note)
-        try:
-            session.commit()
-        except IntegrityError:
-            # Another worker decided this activity's note first: use theirs, never a second.
-            session.rollback()
-            existing = session.scalar(select(Note).where(Note.activity_id == info.id))
-            assert existing is not None
-            return existing
-        return note
+def _note_of(conn: Connection, activity_id: int) -> Note | None:
+    """The activity's stored note, as a detached Note, or None."""
+    row = conn.execute(_NOTE_OF, {"activity_id": activity_id}).first()
+    return Note(**row._mapping) if row is not None else None
 
 
-def _follow_timezone(session: Session, athlete: Athlete, strava_zone: str | None) -> None:
+def _store_note(conn: Connection, note: Note) -> Note:
+    """Insert a decided note, or return the one already stored for its activity.
+
+    Stored before it is written, so a retry reuses it; never a second note for one run.
+    """
+    values = {c.key: getattr(note, c.key) for c in _NOTES.columns if c.key != "id"}
+    values["created_at"] = utcnow()
+    inserted = conn.scalar(_note_insert(conn.dialect.name), values)
+    if inserted is None:  # another worker decided this activity's note first: use theirs
+        existing = _note_of(conn, note.activity_id)
+        assert existing is not None
+        return existing
+    note.id = inserted
+    return note
+
+
+_NOTE_INSERTS: dict[str, Any] = {}
+
+
+def _note_insert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (activity_id) DO NOTHING RETURNING id, built once per dialect."""
+    if dialect not in _NOTE_INSERTS:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        columns = [c.key for c in _NOTES.columns if c.key != "id"]
+        _NOTE_INSERTS[dialect] = (
+            insert(_NOTES)
+            .values({c: bindparam(c) for c in columns})
+            .on_conflict_do_nothing(index_elements=["activity_id"])
+            .returning(_NOTES.c.id)
+        )
+    return _NOTE_INSERTS[dialect]
+
+
+def _follow_timezone(conn: Connection, athlete: Athlete, strava_zone: str | None) -> None:
     """Keep the runner's time zone (for "this week" on their pages) as their latest run's."""
     # Strava writes "(GMT+01:00) Europe/Paris"; the IANA name is the last word.
     zone = strava_zone.rsplit(" ", 1)[-1] if strava_zone else None
     if zone and zone != athlete.timezone:
-        session.execute(update(Athlete).where(Athlete.id == athlete.id).values(timezone=zone))
+        conn.execute(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
 
 
 def runner_settings(athlete: Athlete, base: AdviceSettings = DEFAULTS) -> AdviceSettings:
@@ -388,7 +481,7 @@ def runner_settings(athlete: Athlete, base: AdviceSettings = DEFAULTS) -> Advice
 
 
 def decide_note(
-    session: Session, athlete: Athlete, activity_id: int, base: AdviceSettings = DEFAULTS
+    session: Executor, athlete: Athlete, activity_id: int, base: AdviceSettings = DEFAULTS
 ) -> Note:
     """Advice and note text for a run already in the ledger, as an unsaved Note row.
 
@@ -412,7 +505,7 @@ def decide_note(
     )
 
 
-def _likely_not_a_run(svc: Services, event: Event) -> bool:
+def _likely_not_a_run(svc: Services, event: Claimed) -> bool:
     """An update to an activity outside the ledger, or one turning it into another sport.
 
     A create's sport is unknown until the GET, so every create counts as a run.
@@ -426,7 +519,7 @@ def _likely_not_a_run(svc: Services, event: Event) -> bool:
         return session.get(Activity, event.object_id) is None
 
 
-def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> str:
+def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> Handled:
     """Merge the note's block into its target field; PUT only if that changes it.
 
     The GET reserved one PUT in the rate budget: it is used here, or given back.
@@ -440,7 +533,7 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> st
                 svc.strava.refund()
             else:
                 svc.strava.update_private_note(token, info.id, text, prepaid=True)
-            return _mark_written(svc, note, f"note in private note ({note.kind})")
+            return Handled(f"note in private note ({note.kind})", note.id)
         except Rejected:
             # The private note is undocumented; when Strava refuses it, the description is
             # the clean fallback, for this note and the runner's next ones.
@@ -450,33 +543,21 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> st
     description = merge_note(info.description, note.text, make_block(note.text))
     if description != info.description:
         svc.strava.update_description(token, info.id, description, prepaid=prepaid)
-        return _mark_written(svc, note, f"note written ({note.kind})")
+        return Handled(f"note written ({note.kind})", note.id)
     if prepaid:
         svc.strava.refund()
-    return _mark_written(svc, note, f"note already present ({note.kind})")
+    return Handled(f"note already present ({note.kind})", note.id)
 
 
 def _use_description(svc: Services, note: Note) -> None:
     """Switch this note and its runner from the private note to the description."""
     note.target = "description"
-    with svc.db.session() as session:
+    with svc.db.write_lock, svc.db.session() as session:
         session.execute(update(Note).where(Note.id == note.id).values(target="description"))
         session.execute(
             update(Athlete).where(Athlete.id == note.athlete_id).values(note_target="description")
         )
         session.commit()
-
-
-def _mark_written(svc: Services, note: Note, result: str) -> str:
-    """Record that the note is on Strava; returns the outcome text."""
-    with svc.db.session() as session:
-        session.execute(
-            update(Note)
-            .where(Note.id == note.id, Note.status != "written")
-            .values(status="written", written_at=utcnow())
-        )
-        session.commit()
-    return result
 
 
 BACKFILL_DAYS = 56  # eight weeks: enough for the 28-day load figures and a month's history
@@ -496,7 +577,7 @@ def backfill_event(athlete_id: int, connected_at: dt.datetime) -> dict[str, Any]
     }
 
 
-def _backfill(svc: Services, event: Event) -> str:
+def _backfill(svc: Services, event: Claimed) -> str:
     """Import the last eight weeks of runs into the ledger (no notes: they are history).
 
     One list call per 200 activities; runs are keyed by id, so a webhook for one of them
@@ -531,10 +612,10 @@ def _backfill(svc: Services, event: Event) -> str:
 
 
 def training_state(
-    session: Session, athlete: Athlete, activity_id: int, settings: AdviceSettings = DEFAULTS
+    session: Executor, athlete: Athlete, activity_id: int, settings: AdviceSettings = DEFAULTS
 ) -> TrainingState:
     """Everything the advice rules look at for one counted run, derived from the ledger."""
-    run = session.get(Activity, activity_id)
+    run = session.execute(_RUN, {"activity_id": activity_id}).first()
     assert run is not None, "the run is in the ledger before advice is asked for"
     day = run.local_date
     last = ledger.last_massage(session, athlete.id, day)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 import warnings
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STRAVA_HOST = "https://www.strava.com"
 RUN_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
+LIST_PAGE = 200  # activities per list call, Strava's most
 
 
 class StravaError(Exception):
@@ -154,20 +156,25 @@ def seconds_until_reset(now: float, window_seconds: int, daily: bool) -> float:
     return window_seconds - (now % window_seconds)
 
 
-def _activity_info(a: Any) -> ActivityInfo:
-    """Reduce a stravalib activity (detailed or summary) to the fields the service keeps."""
-    sport = a.sport_type if a.sport_type is not None else a.type
+def _activity_info(a: dict[str, Any]) -> ActivityInfo:
+    """Reduce an activity as Strava sends it (detailed or summary) to the fields kept.
+
+    Read from the JSON: building stravalib's model of a whole activity cost more than a
+    millisecond per call, for the ten fields the service keeps.
+    """
+    workout_type = a.get("workout_type")
     return ActivityInfo(
-        id=int(a.id),
-        athlete_id=int(a.athlete.id),
-        sport_type=str(sport.root) if sport is not None else "",
-        distance_m=float(a.distance or 0.0),
-        moving_time_s=int(a.moving_time or 0),
-        start_date_local=a.start_date_local,
-        timezone=str(a.timezone) if a.timezone else None,
-        workout_type=int(a.workout_type) if a.workout_type is not None else None,
-        description=getattr(a, "description", None) or "",
-        private_note=getattr(a, "private_note", None),
+        id=int(a["id"]),
+        athlete_id=int(a["athlete"]["id"]),
+        sport_type=str(a.get("sport_type") or a.get("type") or ""),
+        distance_m=float(a.get("distance") or 0.0),
+        moving_time_s=int(a.get("moving_time") or 0),
+        # Local wall time, though Strava writes it with a "Z": keep it naive.
+        start_date_local=dt.datetime.fromisoformat(a["start_date_local"]).replace(tzinfo=None),
+        timezone=str(a["timezone"]) if a.get("timezone") else None,
+        workout_type=int(workout_type) if workout_type is not None else None,
+        description=a.get("description") or "",
+        private_note=a.get("private_note"),
     )
 
 
@@ -245,6 +252,13 @@ class StravaAPI:
         self.window_seconds = window_seconds
         self.clock = clock
         self.http = requests.Session()
+        # The environment's proxy and CA settings are read here, once: with trust_env,
+        # requests reads them and ~/.netrc again on every call (a millisecond a call).
+        self.http.trust_env = False
+        self.http.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self.http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE", True
+        )
         self.transport = _BaseUrlAdapter(self.base_url, timeout)
         self.http.mount(STRAVA_HOST, self.transport)
         self._lock = threading.Lock()
@@ -385,8 +399,9 @@ class StravaAPI:
         """One activity, reduced to the fields the service uses."""
         # Reserves the PUT that writes the note too (`prepaid` there; `refund` if not needed).
         self.check_budget(calls=2, low_priority=low_priority)
+        protocol = self._client(access_token).protocol
         try:
-            return _activity_info(self._call(self._client(access_token).get_activity, activity_id))
+            return _activity_info(self._call(protocol.get, "/activities/{id}", id=activity_id))
         except StravaError:
             self.refund()  # no PUT follows a failed GET
             raise
@@ -394,11 +409,18 @@ class StravaAPI:
     def list_activities(self, access_token: str, after: dt.datetime) -> list[ActivityInfo]:
         """The athlete's activities that started after `after`, 200 a page (a call a page)."""
         self.check_budget()
-        client = self._client(access_token)
-        found: list[ActivityInfo] = self._call(
-            lambda: [_activity_info(a) for a in client.get_activities(after=after)]
-        )
-        return found
+        protocol = self._client(access_token).protocol
+        found: list[ActivityInfo] = []
+        page = 1
+        while True:
+            batch = self._call(
+                protocol.get, "/athlete/activities",
+                after=int(after.timestamp()), page=page, per_page=LIST_PAGE,
+            )  # fmt: skip
+            found += [_activity_info(a) for a in batch]
+            if len(batch) < LIST_PAGE:  # a short page is the last
+                return found
+            page += 1
 
     def update_description(
         self, access_token: str, activity_id: int, description: str, *, prepaid: bool = False
@@ -406,7 +428,7 @@ class StravaAPI:
         """Write the activity's description (and nothing else: never the title)."""
         if not prepaid:
             self.check_budget()
-        self._call(self._client(access_token).update_activity, activity_id, description=description)
+        self._put_activity(access_token, activity_id, {"description": description})
 
     def update_private_note(
         self, access_token: str, activity_id: int, text: str, *, prepaid: bool = False
@@ -414,13 +436,12 @@ class StravaAPI:
         """Write Strava's private note (undocumented: a refusal comes back as Rejected)."""
         if not prepaid:
             self.check_budget()
-        client = self._client(access_token)
-        self._call(
-            client.protocol.put,
-            "/activities/{activity_id}",
-            activity_id=activity_id,
-            body={"private_note": text},
-        )
+        self._put_activity(access_token, activity_id, {"private_note": text})
+
+    def _put_activity(self, access_token: str, activity_id: int, fields: dict[str, str]) -> None:
+        """PUT only the given fields as JSON (the protocol's raw PUT: no model to build)."""
+        protocol = self._client(access_token).protocol
+        self._call(protocol.put, "/activities/{activity_id}", activity_id=activity_id, body=fields)
 
     # -- push subscriptions ------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -16,6 +17,13 @@ from strava_massage.strava import StravaAPI, TokenGrant
 
 class NoToken(Exception):
     """The athlete has no stored token (disconnected or never connected)."""
+
+
+class Stored(NamedTuple):
+    """A token as a caller already read it with the runner: sealed access token and expiry."""
+
+    access_token: bytes
+    expires_at: int
 
 
 def store_grant(session: Session, box: TokenBox, athlete_id: int, grant: TokenGrant) -> None:
@@ -37,14 +45,20 @@ def access_token(
     *,
     margin: int = 300,
     clock: Callable[[], float] = time.time,
+    stored: Stored | None = None,
 ) -> str:
-    """A usable access token for the athlete, refreshing (and persisting the rotation) if due."""
-    with db.session() as session:
-        row = session.get(Token, athlete_id)
-        if row is None:
-            raise NoToken(athlete_id)
-        if row.expires_at - margin > clock():
-            return box.open(row.access_token)
+    """A usable access token for the athlete, refreshing (and persisting the rotation) if due.
+
+    `stored` saves the read when the caller has just loaded the token with the runner.
+    """
+    if stored is None:
+        with db.session() as session:
+            row = session.get(Token, athlete_id)
+            if row is None:
+                raise NoToken(athlete_id)
+            stored = Stored(row.access_token, row.expires_at)
+    if stored.expires_at - margin > clock():
+        return box.open(stored.access_token)
 
     with db.session() as session:
         # The UPDATE comes first so it takes the row lock on PostgreSQL (the write lock on

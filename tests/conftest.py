@@ -241,7 +241,7 @@ def make_stack(sim: Simulator, backend: Backend) -> Iterator[Callable[..., Stack
         tasks = stack.app.extensions["tasks"]
         tasks.huey.storage.flush_all()  # this test's queue keys only
         tasks.close()
-        stack.db.engine.dispose()
+        stack.db.dispose()
 
 
 @pytest.fixture

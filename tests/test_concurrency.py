@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from strava_massage.merge import BLOCK_START
-from strava_massage.processing import ClaimLost, Services, _keep_claim, claim
+from strava_massage.processing import Claimed, ClaimLost, Services, _keep_claim, claim
 
 from .conftest import Stack
 from .test_crash import _worker
@@ -71,6 +71,13 @@ def test_two_worker_processes_on_one_queue_never_double_a_note(make_stack, tmp_p
     assert all("event processed" in log for log in logs), [log[-500:] for log in logs]
 
 
+def _keep_claim_now(svc: Services, event: Claimed) -> None:
+    """Renew a claim's lease in a transaction of its own."""
+    with svc.db.session() as session:
+        _keep_claim(session, svc, event)
+        session.commit()
+
+
 def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
     stack: Stack = make_stack()
     stack.subscribe()
@@ -86,5 +93,5 @@ def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
     second = claim(later, event_id)
     assert first is not None and second is not None and second.attempts == first.attempts + 1
     with pytest.raises(ClaimLost):
-        _keep_claim(later, first)
-    _keep_claim(later, second)  # the newer holder keeps it
+        _keep_claim_now(later, first)
+    _keep_claim_now(later, second)  # the newer holder keeps it

@@ -15,4 +15,4 @@ def test_migrations_match_the_models(backend: Backend) -> None:
     # Raises if autogenerate would still find a difference between models and database.
     command.check(alembic_config(backend.database_url))
     db.upgrade()  # a second upgrade is a no-op
-    db.engine.dispose()
+    db.dispose()

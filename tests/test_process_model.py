@@ -120,7 +120,7 @@ def test_exactly_one_caller_takes_each_periodic_turn(backend: Backend) -> None:
     assert sorted(slot for slot, _ in wins) == [0, 1, 2, 3, 4]  # one winner per slot
     assert not take_turn(databases[1], "sweep", now=4 * 60 + 30, interval=60)  # same slot
     for db in databases:
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.mark.slow

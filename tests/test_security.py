@@ -142,7 +142,7 @@ def test_tokens_sealed_under_an_old_key_open_after_rotation(make_stack) -> None:
             return app.test_cli_runner().invoke(args=["keys", "rotate"])
         finally:
             app.extensions["tasks"].close()
-            app.extensions["db"].engine.dispose()
+            app.extensions["db"].dispose()
 
     # The new key goes first; the old one still opens what it sealed, then rotation re-seals.
     result = rotate_with(f"{new},{old}")
