@@ -654,7 +654,7 @@ def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
     Processing is idempotent, so replaying an event that did succeed costs a GET and no PUT.
     """
     with svc.db.write_lock, svc.db.session() as session:
-        query = select(Event.id).where(Event.status.not_in(("pending", "processing")))
+        query = select(Event.id).where(Event.status.not_in(OPEN))
         query = (
             query.where(Event.id.in_(ids))
             if ids is not None
