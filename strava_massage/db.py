@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
@@ -17,11 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, *, jobs: bool = False, **pool: Any) -> Engine:
+Role = Literal["app", "jobs", "intake"]
+
+
+def make_engine(url: str, *, role: Role = "app", **pool: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
     `pool` (size, overflow, timeout) applies to server databases; SQLite keeps SQLAlchemy's.
-    `jobs` makes a PostgreSQL engine for the worker's bookkeeping (see Database.jobs).
+    `role` "jobs" or "intake" makes a PostgreSQL engine for the worker's bookkeeping or the
+    webhook's one statement (see Database.jobs and Database.intake).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -34,12 +38,15 @@ def make_engine(url: str, *, jobs: bool = False, **pool: Any) -> Engine:
     # history holds in a date window (it treats runner and date as independent) and goes
     # parallel, which costs ten times the query itself: benchmarks/growth.py, 2.5x at 100k runs.
     options = ["-c max_parallel_workers_per_gather=0"]
-    if jobs:
+    if role == "jobs":
         options.append("-c synchronous_commit=off")
     args = {"options": " ".join(options)} if "postgresql" in url else {}
-    # A job that meets a dropped connection fails one attempt and is retried (the pool then
-    # drops its stale connections): the jobs engine saves the ping's round trip per checkout.
-    return create_engine(url, pool_pre_ping=not jobs, connect_args=args, **pool)
+    if role == "intake":
+        # One statement a request, its own transaction: no BEGIN and COMMIT round trips.
+        pool["isolation_level"] = "AUTOCOMMIT"
+    # A job that meets a dropped connection fails one attempt and is retried, and the intake
+    # retries its statement once on a fresh connection: neither pays a ping per checkout.
+    return create_engine(url, pool_pre_ping=role == "app", connect_args=args, **pool)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -96,8 +103,8 @@ class Database:
         self.engine = make_engine(url, **pool)
         self.dialect = self.engine.dialect.name
         self._pool = pool
-        self._jobs: Engine | None = None
-        self._jobs_lock = threading.Lock()
+        self._engines: dict[Role, Engine] = {}
+        self._engines_lock = threading.Lock()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.write_lock: AbstractContextManager[Any] = (
             SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
@@ -113,18 +120,31 @@ class Database:
         lost). About 1 ms an event on this machine (the pipeline benchmark). SQLite needs no
         second engine: in WAL mode with synchronous=NORMAL its commits never wait for a flush.
         """
+        return self._engine("jobs")
+
+    @property
+    def intake(self) -> Engine:
+        """The engine for the webhook's intake: on PostgreSQL, autocommit and no ping.
+
+        Each event is stored by one statement that commits on its own (durably), so a request
+        costs one round trip instead of five (ping, BEGIN, two statements, COMMIT).
+        """
+        return self._engine("intake")
+
+    def _engine(self, role: Role) -> Engine:
+        """The PostgreSQL engine for `role`, made on first use; SQLite's one engine otherwise."""
         if self.dialect != "postgresql":
             return self.engine
-        with self._jobs_lock:
-            if self._jobs is None:
-                self._jobs = make_engine(self.url, jobs=True, **self._pool)
-            return self._jobs
+        with self._engines_lock:
+            if role not in self._engines:
+                self._engines[role] = make_engine(self.url, role=role, **self._pool)
+            return self._engines[role]
 
     def dispose(self) -> None:
         """Close every pooled connection (tests, benchmarks, shutdown)."""
         self.engine.dispose()
-        if self._jobs is not None:
-            self._jobs.dispose()
+        for engine in self._engines.values():
+            engine.dispose()
 
     @contextmanager
     def session(self, *, jobs: bool = False) -> Iterator[Session]:

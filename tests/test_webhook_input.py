@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from sqlalchemy import text
 
 from .conftest import Stack
 
@@ -96,6 +97,40 @@ def test_a_good_event_is_stored(stack: Stack) -> None:
     r = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert _stored(stack) == 1
+
+
+def test_a_retry_is_a_duplicate_and_a_foreign_subscription_is_refused(stack: Stack) -> None:
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    body = json.dumps(_good(stack, athlete["id"])).encode()
+    answers = [stack.sim.post_raw(body, JSON_HEADERS).json()["status"] for _ in range(2)]
+    assert answers == ["accepted", "duplicate"]
+    foreign = _good(stack, athlete["id"], object_id=5151, subscription_id=999_999)
+    r = stack.sim.post_raw(json.dumps(foreign).encode(), JSON_HEADERS)
+    assert r.status_code == 403 and r.json()["error"] == "unknown subscription"
+    assert _stored(stack) == 1
+
+
+def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> None:
+    """PostgreSQL's intake skips the pool's ping: a dropped connection costs a retry, not a 503."""
+    if stack.db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    assert first.json()["status"] == "accepted"
+    with stack.db.engine.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert ended  # at least the intake's pooled connection
+    second = _good(stack, athlete["id"], object_id=434343)
+    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert _stored(stack) == 2
 
 
 def test_other_methods_are_not_a_server_error(stack: Stack) -> None:

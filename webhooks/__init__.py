@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import DateTime, Engine
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from strava_massage.logfmt import life_line
@@ -68,7 +68,7 @@ def receive() -> tuple[Response, int]:
     tasks = current_app.extensions["tasks"]
     try:
         with db.write_lock:
-            outcome, event_id = store_event(db.engine, event)
+            outcome, event_id = store_event(db.intake, event)
     except SQLAlchemyError:
         log.exception("could not store webhook event")
         # Strava retries a non-200, so the event is not lost.
@@ -156,20 +156,24 @@ def dedupe_key(event: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_CHECK_SQL = (
-    "SELECT (SELECT id FROM subscriptions LIMIT 1), EXISTS (SELECT 1 FROM athletes WHERE id = ?)"
-)
+# One statement stores the event if its owner is ours and it names our subscription (any,
+# before one is registered); only when it stores nothing does the check say why.
 _INSERT_SQL = (
     "INSERT INTO events (dedupe_key, object_type, object_id, aspect_type, owner_id, updates, "
     "event_time, status, attempts, received_at, due_at) "
-    "VALUES (?, ?, ?, ?, ?, {json}, ?, 'pending', 0, ?, ?) "
+    "SELECT ?, ?, ?, ?, ?, {json}, ?, 'pending', 0, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM athletes WHERE id = ?) "
+    "AND COALESCE((SELECT id FROM subscriptions LIMIT 1) = ?, TRUE) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+_CHECK_SQL = (
+    "SELECT (SELECT id FROM subscriptions LIMIT 1), EXISTS (SELECT 1 FROM athletes WHERE id = ?)"
 )
 
 
 @dataclass(frozen=True)
 class _Intake:
-    """The intake's two statements for one dialect, run on the driver's own connection.
+    """The intake's statements for one dialect, run on the driver's own connection.
 
     This is the service's hottest path: SQLAlchemy's per-statement machinery costs three times
     the statements themselves here (benchmarks/README.md). Values are still converted by
@@ -195,45 +199,71 @@ class _Intake:
 
 
 def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
-    """Check the subscription and owner, then INSERT unless the event's twin is stored.
+    """Store the event unless its twin is stored, its owner is not ours or its subscription is.
 
     The subscription is read each time, so a new one takes effect without a restart.
     Returns an outcome ("stored", "duplicate", "wrong subscription", "unknown athlete") and
-    the new row's id when stored.
+    the new row's id when stored. On an engine without a ping (PostgreSQL's intake), a
+    connection the server dropped is replaced and the statement tried once more: it is
+    idempotent through the dedupe key.
     """
+    try:
+        return _store(engine, event)
+    except DBAPIError as e:
+        if not e.connection_invalidated:
+            raise
+        return _store(engine, event)
+
+
+def _store(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
+    """One attempt of store_event, on one pooled connection."""
     sql = _Intake.for_dialect(engine.dialect)
+    now = sql.timestamp(utcnow())
+    values = (
+        dedupe_key(event),
+        event["object_type"],
+        event["object_id"],
+        event["aspect_type"],
+        event["owner_id"],
+        json.dumps(event["updates"]),  # what SQLAlchemy's JSON type stores
+        event["event_time"],
+        now,
+        now,
+        event["owner_id"],
+        event["subscription_id"],
+    )
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
-        cur.execute(sql.check, (event["owner_id"],))
-        subscription_id, known = cur.fetchone() or (None, False)
-        if subscription_id is not None and event["subscription_id"] != subscription_id:
-            return "wrong subscription", None
-        if not known:
-            return "unknown athlete", None
-        now = sql.timestamp(utcnow())
-        cur.execute(
-            sql.insert,
-            (
-                dedupe_key(event),
-                event["object_type"],
-                event["object_id"],
-                event["aspect_type"],
-                event["owner_id"],
-                json.dumps(event["updates"]),  # what SQLAlchemy's JSON type stores
-                event["event_time"],
-                now,
-                now,
-            ),
-        )
+        cur.execute(sql.insert, values)
         row: tuple[int] | None = cur.fetchone()
+        if row is None:
+            cur.execute(sql.check, (event["owner_id"],))
+            subscription_id, known = cur.fetchone() or (None, False)
         conn.commit()
+    except engine.dialect.loaded_dbapi.Error as e:
+        # The pool must not hand out a connection the server has closed: say so, and drop it.
+        disconnect = engine.dialect.is_disconnect(e, conn.dbapi_connection, cur)
+        if disconnect:
+            conn.invalidate(e)
+        else:
+            conn.rollback()
+        raise DBAPIError.instance(
+            sql.insert, values, e, engine.dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnect, dialect=engine.dialect,
+        ) from e  # fmt: skip
     except BaseException:
         conn.rollback()
         raise
     finally:
         conn.close()  # back to the pool
-    return ("stored", int(row[0])) if row is not None else ("duplicate", None)
+    if row is not None:
+        return "stored", int(row[0])
+    if subscription_id is not None and event["subscription_id"] != subscription_id:
+        return "wrong subscription", None
+    if not known:
+        return "unknown athlete", None
+    return "duplicate", None
 
 
 @bp.errorhandler(HTTPException)
