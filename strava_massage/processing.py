@@ -103,6 +103,14 @@ class AthleteBusy(Exception):
 
 
 @dataclass(frozen=True)
+class Runner:
+    """The runner an activity event is for, read with the claim, and their stored token."""
+
+    athlete: Athlete  # detached: read on the claim's connection, not through a session
+    stored: Stored | None
+
+
+@dataclass(frozen=True)
 class Claimed:
     """An event this worker holds until its lease ends; `attempts` identifies the claim."""
 
@@ -113,6 +121,11 @@ class Claimed:
     aspect_type: str
     updates: dict[str, Any]
     attempts: int
+    # For a new or changed activity: None when the runner has gone (the event is then moot).
+    runner: Runner | None = None
+
+
+_CLAIMED = ("id", "owner_id", "object_type", "object_id", "aspect_type", "updates", "attempts")
 
 
 # The worker's statements are built once, on the tables: building an expression per call and
@@ -149,7 +162,7 @@ _CLAIM = (
         ~_HELD,
     )
     .values(status="processing", attempts=_EVENTS.c.attempts + 1, due_at=bindparam("lease_end"))
-    .returning(*(_EVENTS.c[f.name] for f in dataclasses.fields(Claimed)))
+    .returning(*(_EVENTS.c[name] for name in _CLAIMED))
 )
 _KEEP = (
     update(_EVENTS)
@@ -166,10 +179,11 @@ _NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
     _EVENTS.c.status.in_(OPEN),
     _EVENTS.c.due_at <= bindparam("now"),
 )
+_ATHLETES, _TOKENS = table_of(Athlete), table_of(Token)
 _RUNNER = (
-    select(Athlete, Token.access_token, Token.expires_at)
-    .outerjoin(Token, Token.athlete_id == Athlete.id)
-    .where(Athlete.id == bindparam("athlete_id"))
+    select(_ATHLETES, _TOKENS.c.access_token, _TOKENS.c.expires_at)
+    .outerjoin(_TOKENS, _TOKENS.c.athlete_id == _ATHLETES.c.id)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
 )
 _NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
 _RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
@@ -211,8 +225,25 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
                 if busy:
                     raise AthleteBusy(state.owner_id)
                 return None
+            runner = _runner(conn, row) if _needs_runner(row) else None
             conn.commit()
-    return Claimed(**row._mapping)
+    return Claimed(**row._mapping, runner=runner)
+
+
+def _needs_runner(row: Any) -> bool:
+    """Whether the claimed event is a new or changed activity (the common case: a run)."""
+    return bool(row.object_type == "activity" and row.aspect_type in ("create", "update"))
+
+
+def _runner(conn: Connection, row: Any) -> Runner | None:
+    """The runner and token, read in the claim's transaction: no second checkout per run."""
+    found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
+    if found is None:
+        return None
+    values = found._mapping
+    athlete = Athlete(**{c.key: values[c.key] for c in _ATHLETES.columns})
+    token = values["access_token"]
+    return Runner(athlete, Stored(token, values["expires_at"]) if token else None)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -356,16 +387,14 @@ def _handle(svc: Services, event: Claimed) -> Handled:
 
 def _handle_activity(svc: Services, event: Claimed) -> Handled:
     """Create or update: fetch, count if it is a run, and make sure it carries its note."""
-    with svc.db.session(jobs=True) as session:
-        runner = session.execute(_RUNNER, {"athlete_id": event.owner_id}).first()
+    runner = event.runner
     if runner is None:
         # Stored in the instant the runner left: keep nothing about them, not even this.
         with svc.db.write_lock, svc.db.session() as session:
             session.execute(delete(Event).where(Event.id == event.id))
             session.commit()
         raise Done("unknown athlete", "skipped")  # costs no Strava call
-    athlete = runner.Athlete
-    stored = Stored(runner.access_token, runner.expires_at) if runner.access_token else None
+    athlete, stored = runner.athlete, runner.stored
     try:
         token = access_token(
             svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock,
