@@ -188,8 +188,8 @@ _RUNNER = (
 _NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
 _RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
 _SET_TIMEZONE = (
-    update(table_of(Athlete))
-    .where(table_of(Athlete).c.id == bindparam("athlete_id"))
+    update(_ATHLETES)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
     .values(timezone=bindparam("zone"))
 )
 _WRITTEN = (

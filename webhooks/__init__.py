@@ -233,6 +233,7 @@ def _store(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
         event["subscription_id"],
     )
     conn = engine.raw_connection()
+    cur = None  # for the disconnect check, should the cursor itself fail to open
     try:
         cur = conn.cursor()
         cur.execute(sql.insert, values)
