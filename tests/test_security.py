@@ -232,3 +232,19 @@ def test_disconnect_deletes_the_data_even_when_strava_is_down(stack: Stack) -> N
         stack.sim.oauth_down = False
     assert r.status_code == 200 and "could not be reached" in r.text
     assert _rows(stack, athlete) == 0
+
+
+def test_every_answer_carries_the_headers_and_a_webhook_sets_no_cookie(stack: Stack) -> None:
+    athlete = stack.sim.create_athlete()["id"]
+    stack.connect(athlete)
+    body = {"object_type": "activity", "object_id": 5, "aspect_type": "create", "owner_id": athlete,
+            "subscription_id": stack.sim.subscription["id"], "event_time": 1, "updates": {}}  # type: ignore[index]  # fmt: skip
+    hook = requests.post(stack.url + "/webhooks/strava", json=body, timeout=10)
+    page = requests.get(stack.url + "/", timeout=10)
+    for answer in (hook, page):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Referrer-Policy"] == "same-origin"
+    assert hook.json() == {"status": "accepted"} and "Set-Cookie" not in hook.headers
+    assert "Content-Security-Policy" not in hook.headers
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
