@@ -17,7 +17,18 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings, database, queue, Strava adapter, blueprints."""
-    from strava_massage import config, db, i18n, pages, queue, runner_pages, services, web
+    from strava_massage import (
+        clinic_pages,
+        clinic_wording,
+        config,
+        db,
+        i18n,
+        pages,
+        queue,
+        runner_pages,
+        services,
+        web,
+    )
     from webhooks import bp as webhooks_bp
 
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES_DIR))
@@ -40,6 +51,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(runner_pages.bp)
+    app.register_blueprint(clinic_pages.bp)
+    app.register_blueprint(clinic_wording.bp)
     app.register_blueprint(webhooks_bp)
     # The webhook edge is called by Strava, which has no CSRF token to send.
     web.csrf.exempt(webhooks_bp)

@@ -488,6 +488,116 @@ def keys_rotate() -> None:
         )
 
 
+# -- clinics -------------------------------------------------------------------------------------
+
+
+@click.group("clinic")
+def clinic_group() -> None:
+    """Create clinics, add staff logins, and make password links."""
+
+
+def _reset_link(staff: Any) -> str:
+    """A fresh password link for a staff login (printed, never logged)."""
+    from strava_massage import clinics
+    from strava_massage.models import utcnow
+
+    token = clinics.issue_reset(staff, utcnow())
+    return f"{_app().config['PUBLIC_URL']}/clinic/password/{token}"
+
+
+@clinic_group.command("create")
+@click.option("--slug", required=True, help="The invite link's name: /c/<slug>.")
+@click.option("--name", required=True, help="The clinic's name as runners see it.")
+@click.option("--email", required=True, help="The first staff member's login email.")
+@click.option("--booking-url", default=None, help="Where runners book a session (https://...).")
+@with_appcontext
+def clinic_create(slug: str, name: str, email: str, booking_url: str | None) -> None:
+    """Create a clinic and its first staff login; prints the link to set the password."""
+    from strava_massage import clinics
+    from strava_massage.runner import InputError
+
+    db = current_app.extensions["db"]
+    with db.write_lock, db.session() as session:
+        try:
+            clinic, staff = clinics.create_clinic(session, slug, name, email, booking_url)
+        except InputError as e:
+            raise _fail(e) from None
+        link = _reset_link(staff)
+        session.commit()
+        public = current_app.config["PUBLIC_URL"]
+        click.echo(
+            f"clinic {clinic.name!r} created; invite link for runners: {public}/c/{clinic.slug}"
+        )
+        click.echo(f"{staff.email} sets a password here (valid 2 hours, once): {link}")
+
+
+@clinic_group.command("add-staff")
+@click.argument("slug")
+@click.argument("email")
+@with_appcontext
+def clinic_add_staff(slug: str, email: str) -> None:
+    """Add a staff login to a clinic; prints the link to set the password."""
+    from strava_massage import clinics
+    from strava_massage.runner import InputError
+
+    db = current_app.extensions["db"]
+    with db.write_lock, db.session() as session:
+        clinic = clinics.find_clinic(session, slug)
+        if clinic is None:
+            raise click.ClickException(f"no clinic {slug!r}")
+        try:
+            staff = clinics.add_staff(session, clinic, email)
+        except InputError as e:
+            raise _fail(e) from None
+        link = _reset_link(staff)
+        session.commit()
+        click.echo(f"{staff.email} sets a password here (valid 2 hours, once): {link}")
+
+
+@clinic_group.command("reset-password")
+@click.argument("email")
+@with_appcontext
+def clinic_reset_password(email: str) -> None:
+    """Print a password link for a staff login (the old password works until it is used)."""
+    from sqlalchemy import select
+
+    from strava_massage.models import ClinicStaff
+
+    db = current_app.extensions["db"]
+    with db.write_lock, db.session() as session:
+        staff = session.scalar(
+            select(ClinicStaff).where(ClinicStaff.email == email.strip().lower())
+        )
+        if staff is None:
+            raise click.ClickException(f"no staff login {email!r}")
+        link = _reset_link(staff)
+        session.commit()
+        click.echo(f"{staff.email} sets a new password here (valid 2 hours, once): {link}")
+
+
+@clinic_group.command("list")
+@with_appcontext
+def clinic_list() -> None:
+    """List the clinics with their runners and staff counts."""
+    from sqlalchemy import func
+
+    from strava_massage.models import Athlete, Clinic, ClinicStaff
+
+    with current_app.extensions["db"].session() as session:
+        clinics = list(session.scalars(select(Clinic).order_by(Clinic.slug)))
+        if not clinics:
+            click.echo("no clinics yet: strava-massage clinic create --help")
+        for c in clinics:
+            runners = session.scalar(select(func.count()).where(Athlete.clinic_id == c.id))
+            sharing = session.scalar(
+                select(func.count()).where(
+                    Athlete.clinic_id == c.id, Athlete.clinic_consent_at.is_not(None)
+                )
+            )
+            staff = session.scalar(select(func.count()).where(ClinicStaff.clinic_id == c.id))
+            click.echo(f"{c.slug}  {c.name}  runners={runners} sharing={sharing} staff={staff}")
+
+
 COMMANDS = [
     db_group,
     serve,
@@ -499,6 +609,7 @@ COMMANDS = [
     advise_command,
     preview_command,
     keys_group,
+    clinic_group,
 ]
 
 

@@ -1,12 +1,13 @@
-"""The runner's forms: field types and CSRF here, the rules themselves in `runner`."""
+"""The forms: field types and CSRF here, the rules themselves in `runner` and `clinics`."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, DecimalField, RadioField, StringField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, DateField, DecimalField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
 
 from strava_massage.runner import MAX_DISCLAIMER
 
@@ -53,3 +54,40 @@ class MassageForm(FlaskForm):  # type: ignore[misc]
 
     on = DateField(_l("Date of the session"), validators=[InputRequired()])
     place = StringField(_l("Where (optional)"), validators=[Optional(), Length(max=120)])
+
+
+class StaffLoginForm(FlaskForm):  # type: ignore[misc]
+    """A clinic staff member's email and password."""
+
+    email = StringField(_l("Email"), validators=[InputRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=200)])
+
+
+class NewPasswordForm(FlaskForm):  # type: ignore[misc]
+    """A new password, typed twice."""
+
+    password = PasswordField(
+        _l("New password (at least 10 characters)"),
+        validators=[InputRequired(), Length(min=10, max=200)],
+    )
+    confirm = PasswordField(
+        _l("The same password again"),
+        validators=[InputRequired(), EqualTo("password", _l("The two passwords differ."))],
+    )
+
+
+class ClinicSessionForm(FlaskForm):  # type: ignore[misc]
+    """A session the clinic gave a runner."""
+
+    on = DateField(_l("Date of the session"), validators=[InputRequired()])
+
+
+class ClinicSettingsForm(FlaskForm):  # type: ignore[misc]
+    """The clinic's name, booking link and logo as runners see them."""
+
+    name = StringField(_l("Clinic name"), validators=[InputRequired(), Length(max=80)])
+    booking_url = StringField(
+        _l("Booking link (optional)"), validators=[Optional(), Length(max=300)]
+    )
+    logo = FileField(_l("Logo (optional; PNG or JPEG, at most 200 KB)"))
+    remove_logo = BooleanField(_l("Remove the logo"))

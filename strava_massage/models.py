@@ -1,4 +1,4 @@
-"""Database tables: athletes, their tokens, the subscription, events, the ledger and notes."""
+"""Database tables: athletes, their tokens, the subscription, events, the ledger, notes, clinics."""
 
 from __future__ import annotations
 
@@ -61,6 +61,17 @@ class Athlete(Base):
     # History import on connect: none -> running -> done | failed, and runs imported so far.
     backfill_status: Mapped[str] = mapped_column(String(16), default="none")
     backfill_runs: Mapped[int] = mapped_column(Integer, default=0)
+    # The clinic the runner joined through its invite link (at most one), and since when.
+    clinic_id: Mapped[int | None] = mapped_column(
+        Integer,
+        ForeignKey("clinics.id", name="fk_athletes_clinic_id", ondelete="SET NULL"),
+        index=True,
+    )
+    clinic_joined_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Consent to show the clinic their figures: None is "not shared" (the default). The name is
+    # the one the runner typed for the clinic to know them by; nothing comes from Strava's profile.
+    clinic_consent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    clinic_display_name: Mapped[str | None] = mapped_column(String(80))
 
     @property
     def effective_units(self) -> Units:
@@ -80,6 +91,10 @@ class MassageSession(Base):
     )
     on: Mapped[dt.date] = mapped_column(Date)
     place: Mapped[str | None] = mapped_column(String(120))
+    # Set when the clinic's staff logged it (the runner logs their own with none).
+    clinic_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("clinics.id", name="fk_massage_sessions_clinic_id", ondelete="SET NULL")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -206,3 +221,50 @@ class OAuthState(Base):
 
     value: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Clinic(Base):
+    """A massage or physio clinic offering the notes to its clients, with its own brand."""
+
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)  # the invite link: /c/<slug>
+    name: Mapped[str] = mapped_column(String(80))
+    booking_url: Mapped[str | None] = mapped_column(String(300))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    logo_type: Mapped[str | None] = mapped_column(String(32))
+    # Threshold overrides (AdviceSettings field -> value), between the defaults and the runner's.
+    advice_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The clinic's own wording: rule kind -> template source (sandboxed; see note_templates).
+    note_templates: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClinicStaff(Base):
+    """A clinic's staff login: an email and a password hash, never the password."""
+
+    __tablename__ = "clinic_staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(Integer, ForeignKey("clinics.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-cased
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None until first set
+    # A password-reset link's token, as a hash, and when it stops working.
+    reset_hash: Mapped[str | None] = mapped_column(String(64))
+    reset_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsentChange(Base):
+    """Each time a runner turned sharing with their clinic on or off: the consent's record."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    athlete_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("athletes.id", ondelete="CASCADE"), index=True
+    )
+    clinic_id: Mapped[int] = mapped_column(Integer, ForeignKey("clinics.id", ondelete="CASCADE"))
+    shared: Mapped[bool]
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import jinja2
 
 from strava_massage.advice import Advice
+from strava_massage.note_templates import TemplateRefused, render_main
 from strava_massage.paths import TEMPLATES_DIR
 
 log = logging.getLogger(__name__)
@@ -17,6 +20,15 @@ MAX_NOTE_CHARS = 500
 MAX_NOTE_LINES = 4
 
 DEFAULT_DISCLAIMER = "General guidance, not medical advice; pain that lingers needs a professional."
+
+
+@dataclass(frozen=True)
+class Wording:
+    """A clinic's brand on its runners' notes: its name, booking link and own templates."""
+
+    clinic: str
+    booking_url: str | None = None
+    templates: Mapping[str, str] = field(default_factory=dict)  # rule kind -> template source
 
 
 @functools.cache
@@ -40,19 +52,31 @@ def _one_line(text: str | None) -> str | None:
     return collapsed or None
 
 
-def _render(advice: Advice, booking_url: str | None, disclaimer: str | None) -> str:
-    """Render the template for the advice's kind with the given optional footer parts."""
+def _render(
+    advice: Advice, booking_url: str | None, disclaimer: str | None, wording: Wording | None
+) -> str:
+    """Render the note for the advice's kind with the given optional footer parts."""
+    values = {
+        "kind": advice.kind,
+        "headline": _one_line(advice.headline),
+        "body": _one_line(advice.body),
+        "reason": _one_line(advice.reason),
+        "booking_url": booking_url,
+        "disclaimer": disclaimer,
+        "clinic": _one_line(wording.clinic) if wording else None,
+    }
+    own = wording.templates.get(advice.kind) if wording else None
+    if own:
+        try:
+            main = render_main(own, {k: v or "" for k, v in values.items()})
+        except TemplateRefused as e:
+            # Checked when saved, so this is a surprise; the runner still gets the usual note.
+            log.warning("clinic template for %s not used: %s", advice.kind, e)
+        else:
+            footer = environment().get_template("notes/_footer.txt").render(values)
+            return f"{main}\n{footer}".rstrip()
     template = environment().get_template(f"notes/{advice.kind}.txt")
-    text = template.render(
-        advice=advice,
-        kind=advice.kind,
-        headline=_one_line(advice.headline),
-        body=_one_line(advice.body),
-        reason=_one_line(advice.reason),
-        booking_url=booking_url,
-        disclaimer=disclaimer,
-    )
-    return text.rstrip()
+    return template.render(advice=advice, **values).rstrip()
 
 
 def _fits(text: str) -> bool:
@@ -61,9 +85,18 @@ def _fits(text: str) -> bool:
 
 
 def render_note(
-    advice: Advice, *, booking_url: str | None = None, disclaimer: str | None = None
+    advice: Advice,
+    *,
+    booking_url: str | None = None,
+    disclaimer: str | None = None,
+    wording: Wording | None = None,
 ) -> str:
-    """The note text for one run (without the service's block delimiters)."""
+    """The note text for one run (without the service's block delimiters).
+
+    With a clinic's wording, its booking link and its template for the rule (if any) are used.
+    """
+    if wording is not None and wording.booking_url:
+        booking_url = wording.booking_url
     booking_url = _one_line(booking_url)
     disclaimer = _one_line(disclaimer)
     # Too long with every extra: drop the disclaimer first (the note is already framed as general
@@ -71,7 +104,7 @@ def render_note(
     attempts = [(booking_url, disclaimer), (booking_url, None), (None, disclaimer), (None, None)]
     text = ""
     for url, extra in dict.fromkeys(attempts):
-        text = _render(advice, url, extra)
+        text = _render(advice, url, extra, wording)
         if _fits(text):
             break
     if (url, extra) != (booking_url, disclaimer):

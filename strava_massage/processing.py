@@ -37,6 +37,7 @@ from strava_massage.merge import make_block, merge_note
 from strava_massage.models import (
     Activity,
     Athlete,
+    Clinic,
     Event,
     MassageSession,
     Note,
@@ -45,7 +46,7 @@ from strava_massage.models import (
     table_of,
     utcnow,
 )
-from strava_massage.notes import render_note
+from strava_massage.notes import Wording, render_note
 from strava_massage.strava import (
     RUN_TYPES,
     ActivityInfo,
@@ -179,7 +180,11 @@ _NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
     _EVENTS.c.status.in_(OPEN),
     _EVENTS.c.due_at <= bindparam("now"),
 )
-_ATHLETES, _TOKENS = table_of(Athlete), table_of(Token)
+_ATHLETES, _TOKENS, _CLINICS = table_of(Athlete), table_of(Token), table_of(Clinic)
+# What a note needs of the runner's clinic: not its logo.
+_CLINIC_OF = select(
+    *(_CLINICS.c[c] for c in ("id", "name", "booking_url", "advice_overrides", "note_templates"))
+).where(_CLINICS.c.id == bindparam("clinic_id"))
 _RUNNER = (
     select(_ATHLETES, _TOKENS.c.access_token, _TOKENS.c.expires_at)
     .outerjoin(_TOKENS, _TOKENS.c.athlete_id == _ATHLETES.c.id)
@@ -503,10 +508,28 @@ def _follow_timezone(conn: Connection, athlete: Athlete, strava_zone: str | None
         conn.execute(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
 
 
-def runner_settings(athlete: Athlete, base: AdviceSettings = DEFAULTS) -> AdviceSettings:
-    """The defaults with the runner's own overrides applied (a clinic's come in between)."""
-    overrides = athlete.advice_overrides or {}
+def runner_settings(
+    athlete: Athlete, base: AdviceSettings = DEFAULTS, clinic: Clinic | None = None
+) -> AdviceSettings:
+    """The defaults, then the clinic's thresholds, then the runner's own overrides."""
+    overrides = {**((clinic.advice_overrides or {}) if clinic else {})}
+    overrides.update(athlete.advice_overrides or {})
     return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:
+    """The runner's clinic as its notes need it (detached, no logo), or None; no query if none."""
+    if athlete.clinic_id is None:
+        return None
+    row = session.execute(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).first()
+    return Clinic(**row._mapping) if row is not None else None
+
+
+def wording_of(clinic: Clinic | None) -> Wording | None:
+    """A clinic's name, link and templates for the note renderer."""
+    if clinic is None:
+        return None
+    return Wording(clinic.name, clinic.booking_url, dict(clinic.note_templates or {}))
 
 
 def decide_note(
@@ -514,9 +537,11 @@ def decide_note(
 ) -> Note:
     """Advice and note text for a run already in the ledger, as an unsaved Note row.
 
-    The worker, `strava-massage advise` and `strava-massage preview` all decide through here.
+    The worker, `strava-massage advise` and `strava-massage preview` all decide through here;
+    a clinic's runner gets the clinic's thresholds, wording and booking link.
     """
-    settings = runner_settings(athlete, base)
+    clinic = clinic_of(session, athlete)
+    settings = runner_settings(athlete, base, clinic)
     state = training_state(session, athlete, activity_id, settings)
     advice = advise(state, settings)
     return Note(
@@ -528,7 +553,7 @@ def decide_note(
         tip_id=advice.tip_id,
         reason=advice.reason,
         fact_ids=",".join(advice.fact_ids),
-        text=render_note(advice, disclaimer=athlete.disclaimer),
+        text=render_note(advice, disclaimer=athlete.disclaimer, wording=wording_of(clinic)),
         target=athlete.note_target,
         status="decided",
     )

@@ -34,6 +34,11 @@ def run_migrations_online() -> None:
         else (make_engine(url))
     )
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping the old one: with foreign keys on, that
+            # drop would cascade into every table referencing it (tokens, runs, notes).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         # Batch mode lets later migrations alter columns on SQLite too.
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True
