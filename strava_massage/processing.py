@@ -38,6 +38,7 @@ from strava_massage.models import (
     Activity,
     Athlete,
     Clinic,
+    ConsentChange,
     Event,
     MassageSession,
     Note,
@@ -751,7 +752,7 @@ def disconnect_athlete(svc: Services, athlete_id: int) -> bool:
 def delete_athlete(db: Database, athlete_id: int) -> None:
     """Remove every row about a runner, in one transaction."""
     with db.session() as session:
-        for table in (Note, Activity, Token, MassageSession):
+        for table in (Note, Activity, Token, MassageSession, ConsentChange):
             session.execute(delete(table).where(table.athlete_id == athlete_id))
         session.execute(delete(Event).where(Event.owner_id == athlete_id))
         session.execute(delete(Athlete).where(Athlete.id == athlete_id))

@@ -85,18 +85,21 @@ class Simulator(SimState):
         athlete_id: int,
         granted: list[str] | None = None,
         next_path: str | None = None,
+        start: str = "/connect",
+        browser: requests.Session | None = None,
     ) -> tuple[requests.Session, requests.Response]:
         """Walk a service's connect flow as a runner would, approving on this simulator.
 
-        Starts at `{service_url}/connect`, answers the approval page for `athlete_id` with the
+        Starts at `{service_url}{start}` (e.g. "/connect?clinic=x" from an invite page) in
+        `browser` (a new session by default), answers the approval page for `athlete_id` with the
         `granted` scopes (default: all requested), and follows the redirect back. Returns the
         browser-like session (logged in to the service) and the service's final response.
         """
-        browser = requests.Session()
+        browser = browser or requests.Session()
         params = {"next": next_path} if next_path is not None else None
-        r = browser.get(service_url + "/connect", params=params, allow_redirects=False, timeout=10)
+        r = browser.get(service_url + start, params=params, allow_redirects=False, timeout=10)
         if r.status_code != 302:
-            raise RuntimeError(f"{service_url}/connect answered {r.status_code}, not a redirect")
+            raise RuntimeError(f"{service_url}{start} answered {r.status_code}, not a redirect")
         query = parse_qs(urlsplit(r.headers["Location"]).query)
         scopes = query["scope"][0]
         form = {

@@ -1,0 +1,380 @@
+"""Clinic staff: accounts from the CLI, login and passwords, the roster, sessions, export, and
+the authorization table (every clinic route against everyone who must not get in)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from strava_massage import clinics
+from strava_massage.dashboard import runner_today
+from strava_massage.models import (
+    Athlete,
+    Clinic,
+    ClinicStaff,
+    ConsentChange,
+    MassageSession,
+    utcnow,
+)
+
+from .conftest import Stack
+
+PASSWORD = "correct horse battery"
+
+
+def _csrf(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def _make_clinic(
+    stack: Stack, slug: str, name: str | None = None, booking: str | None = None
+) -> tuple[int, str]:
+    """A clinic with one staff login whose password is PASSWORD; returns (clinic id, email)."""
+    email = f"desk@{slug}.example"
+    with stack.db.session() as session:
+        clinic, staff = clinics.create_clinic(
+            session, slug, name or slug.title(), email, booking or f"https://{slug}.example/book"
+        )
+        clinics.set_password(staff, PASSWORD)
+        session.commit()
+        return clinic.id, email
+
+
+def _staff(stack: Stack, email: str, password: str = PASSWORD) -> requests.Session:
+    """A browser logged in as a clinic's staff member."""
+    browser = requests.Session()
+    page = browser.get(stack.url + "/clinic/login", timeout=10)
+    r = browser.post(
+        stack.url + "/clinic/login",
+        data={"csrf_token": _csrf(page.text), "email": email, "password": password},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.url.endswith("/clinic"), (r.status_code, r.url)
+    return browser
+
+
+def _runner_in(stack: Stack, clinic_id: int, name: str | None = None) -> int:
+    """A connected runner who joined the clinic; sharing under `name` if one is given."""
+    athlete = stack.sim.create_athlete(measurement_preference="meters")["id"]
+    stack.connect(athlete)
+    with stack.db.session() as session:
+        runner = session.get(Athlete, athlete)
+        clinic = session.get(Clinic, clinic_id)
+        assert runner is not None and clinic is not None
+        clinics.join_clinic(session, runner, clinic, utcnow())
+        if name:
+            clinics.set_sharing(session, runner, True, name, utcnow())
+        session.commit()
+    return athlete
+
+
+def _share(stack: Stack, athlete: int, on: bool, name: str = "Sam Runner") -> None:
+    """Switch the runner's sharing, as their settings page does."""
+    with stack.db.session() as session:
+        runner = session.get(Athlete, athlete)
+        assert runner is not None
+        clinics.set_sharing(session, runner, on, name, utcnow())
+        session.commit()
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+
+def test_clinic_create_prints_a_password_link_that_works_once(stack: Stack) -> None:
+    cli = stack.app.test_cli_runner()
+    out = cli.invoke(
+        args=["clinic", "create", "--slug", "knead", "--name", "Knead Clinic",
+              "--email", "Desk@Knead.example", "--booking-url", "https://knead.example/book"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"{stack.url}/c/knead" in out.output
+    link = re.search(r"(http\S+/clinic/password/\S+)", out.output)
+    assert link, out.output
+    with stack.db.session() as session:
+        staff = session.scalar(select(ClinicStaff))
+        assert staff is not None and staff.email == "desk@knead.example"
+        assert staff.password_hash is None  # no password until they choose one
+        assert staff.reset_hash and link.group(1).rsplit("/", 1)[1] not in staff.reset_hash
+
+    browser = requests.Session()
+    form = browser.get(link.group(1), timeout=10)
+    assert form.status_code == 200
+    short = browser.post(
+        link.group(1),
+        data={"csrf_token": _csrf(form.text), "password": "short", "confirm": "short"},
+        timeout=10,
+    )
+    assert short.status_code == 400 and "at least 10" in short.text
+    done = browser.post(
+        link.group(1),
+        data={"csrf_token": _csrf(form.text), "password": PASSWORD, "confirm": PASSWORD},
+        timeout=10,
+    )
+    assert done.status_code == 200 and done.url.endswith("/clinic") and "Knead Clinic" in done.text
+    with stack.db.session() as session:
+        staff = session.scalar(select(ClinicStaff))
+        assert staff is not None and staff.password_hash
+        assert PASSWORD not in staff.password_hash and staff.password_hash.startswith("scrypt:")
+    # The link is single-use.
+    assert requests.get(link.group(1), timeout=10).status_code == 404
+    # Mistakes in the command are one clear line, and nothing is created.
+    for slug, says in (("knead", "taken"), ("Bad Slug!", "link name")):
+        refused = cli.invoke(
+            args=["clinic", "create", "--slug", slug, "--name", "X", "--email", "a@b.example"]
+        )
+        assert refused.exit_code != 0 and says in refused.output
+    with stack.db.session() as session:
+        assert len(list(session.scalars(select(Clinic)))) == 1
+
+
+def test_login_logout_and_a_reset_link(stack: Stack) -> None:
+    _, email = _make_clinic(stack, "knead")
+    browser = requests.Session()
+    page = browser.get(stack.url + "/clinic/login", timeout=10)
+    wrong = browser.post(
+        stack.url + "/clinic/login",
+        data={"csrf_token": _csrf(page.text), "email": email, "password": "not the password"},
+        timeout=10,
+    )
+    assert wrong.status_code == 401 and "do not match" in wrong.text
+    nobody = browser.post(
+        stack.url + "/clinic/login",
+        data={"csrf_token": _csrf(page.text), "email": "who@x.example", "password": PASSWORD},
+        timeout=10,
+    )
+    assert nobody.status_code == 401 and "do not match" in nobody.text  # the same answer
+
+    staff = _staff(stack, email)
+    home = staff.get(stack.url + "/clinic", timeout=10)
+    out = staff.post(
+        stack.url + "/clinic/logout", data={"csrf_token": _csrf(home.text)}, timeout=10
+    )
+    assert out.url.endswith("/clinic/login")
+    assert staff.get(stack.url + "/clinic", timeout=10).url.startswith(stack.url + "/clinic/login")
+
+    cli = stack.app.test_cli_runner()
+    reset = cli.invoke(args=["clinic", "reset-password", email.upper()])
+    assert reset.exit_code == 0, reset.output
+    link = re.search(r"(http\S+/clinic/password/\S+)", reset.output)
+    assert link
+    browser = requests.Session()
+    form = browser.get(link.group(1), timeout=10)
+    new = "a brand new passphrase"
+    browser.post(
+        link.group(1),
+        data={"csrf_token": _csrf(form.text), "password": new, "confirm": new},
+        timeout=10,
+    )
+    _staff(stack, email, new)
+    with pytest.raises(AssertionError):
+        _staff(stack, email, PASSWORD)  # the old password is gone
+    unknown = cli.invoke(args=["clinic", "reset-password", "nobody@x.example"])
+    assert unknown.exit_code != 0 and "no staff login" in unknown.output
+
+
+def test_an_old_reset_link_has_expired(stack: Stack) -> None:
+    _, email = _make_clinic(stack, "knead")
+    with stack.db.session() as session:
+        staff = session.scalar(select(ClinicStaff).where(ClinicStaff.email == email))
+        assert staff is not None
+        token = clinics.issue_reset(staff, utcnow() - clinics.RESET_VALID - dt.timedelta(minutes=1))
+        session.commit()
+    page = requests.get(f"{stack.url}/clinic/password/{token}", timeout=10)
+    assert page.status_code == 404 and "more than two hours old" in page.text
+
+
+# -- the roster --------------------------------------------------------------------------------
+
+
+def test_the_roster_shows_figures_only_while_a_runner_shares_them(stack: Stack) -> None:
+    clinic_id, email = _make_clinic(stack, "knead")
+    sharing = _runner_in(stack, clinic_id, name="Ada Lovelace")
+    private = _runner_in(stack, clinic_id)
+    for athlete in (sharing, private):
+        stack.sim.create_activity(athlete, distance=12_345.0)
+    stack.wait_idle()
+    staff = _staff(stack, email)
+
+    page = staff.get(stack.url + "/clinic", timeout=10).text
+    assert "2 runners are with your clinic" in page
+    assert "1 of them does not share" in page
+    assert "Ada Lovelace" in page and "12.3 km" in page
+    assert str(private) not in page  # not even the id of a runner who does not share
+    exported = staff.get(stack.url + "/clinic/export.csv", timeout=10)
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["name"] for r in rows] == ["Ada Lovelace"]
+    assert rows[0]["this_week"] == "12.3" and rows[0]["units"] == "km"
+
+    _share(stack, sharing, False)  # withdrawn: hidden at once
+    page = staff.get(stack.url + "/clinic", timeout=10).text
+    assert "Ada Lovelace" not in page and "12.3 km" not in page
+    assert "2 of them do not share" in page
+    assert list(csv.DictReader(io.StringIO(staff.get(stack.url + "/clinic/export.csv").text))) == []
+    with stack.db.session() as session:
+        record = list(session.scalars(select(ConsentChange).order_by(ConsentChange.id)))
+    assert [(c.athlete_id, c.shared) for c in record] == [(sharing, True), (sharing, False)]
+    assert all(c.at is not None for c in record)
+
+
+def test_a_logged_session_resets_the_runners_counter(stack: Stack) -> None:
+    clinic_id, email = _make_clinic(stack, "knead")
+    athlete = _runner_in(stack, clinic_id, name="Ada Lovelace")
+    stack.sim.create_activity(athlete, distance=10_000.0)
+    stack.wait_idle()
+    staff = _staff(stack, email)
+    page = staff.get(stack.url + "/clinic", timeout=10).text
+    assert re.search(r"10\.0 km · \d+ days?", page)
+
+    # The runner's own today: their runs' time zone, which the worker learnt from the run.
+    with stack.db.session() as session:
+        runner = session.get(Athlete, athlete)
+        assert runner is not None
+        today = runner_today(runner)
+    r = staff.post(
+        f"{stack.url}/clinic/runners/{athlete}/sessions",
+        data={"csrf_token": _csrf(page), "on": today.isoformat()},
+        timeout=10,
+    )
+    assert r.status_code == 200 and "Session logged" in r.text
+    assert "0.0 km · 0 days" in r.text
+    with stack.db.session() as session:
+        logged = session.scalar(select(MassageSession).where(MassageSession.athlete_id == athlete))
+    assert logged is not None and logged.clinic_id == clinic_id and logged.place == "Knead"
+    # The runner's next note counts from it.
+    run = stack.sim.create_activity(athlete, distance=5_000.0)
+    stack.wait_idle()
+    assert stack.sim.activity(run["id"])["description"]
+
+    future = (today + dt.timedelta(days=5)).isoformat()
+    r = staff.post(
+        f"{stack.url}/clinic/runners/{athlete}/sessions",
+        data={"csrf_token": _csrf(page), "on": future},
+        timeout=10,
+    )
+    assert "once it has happened" in r.text
+
+
+def test_a_clinic_runners_note_carries_its_link_and_wording(stack: Stack) -> None:
+    clinic_id, _ = _make_clinic(stack, "knead", "Knead Clinic", "https://knead.example/book")
+    with stack.db.session() as session:
+        clinic = session.get(Clinic, clinic_id)
+        assert clinic is not None
+        clinic.note_templates = {
+            "recovery_tip": "From {{ clinic }}: {{ headline|lower }}\n{{ body }}"
+        }
+        session.commit()
+    athlete = _runner_in(stack, clinic_id)
+    run = stack.sim.create_activity(athlete, distance=5_000.0)
+    stack.wait_idle()
+    description = stack.sim.activity(run["id"])["description"]
+    assert "From Knead Clinic: " in description
+    assert "Book a session with Knead Clinic: https://knead.example/book" in description
+
+    # Leaving the clinic: the next note is the service's own again.
+    with stack.db.session() as session:
+        runner = session.get(Athlete, athlete)
+        assert runner is not None
+        clinics.leave_clinic(session, runner, utcnow())
+        session.commit()
+    run = stack.sim.create_activity(athlete, distance=5_000.0)
+    stack.wait_idle()
+    description = stack.sim.activity(run["id"])["description"]
+    assert "Knead" not in description and description.strip()
+
+
+# -- authorization -----------------------------------------------------------------------------
+
+# Every clinic route; {runner} is clinic A's runner who shares their figures with A.
+ROUTES = [
+    ("GET", "/clinic"),
+    ("GET", "/clinic/export.csv"),
+    ("GET", "/clinic/settings"),
+    ("POST", "/clinic/settings"),
+    ("GET", "/clinic/wording"),
+    ("POST", "/clinic/runners/{runner}/sessions"),
+]
+
+
+def _token(browser: requests.Session, stack: Stack, path: str) -> str:
+    """A valid CSRF token for this browser, from one of the pages it can open."""
+    return _csrf(browser.get(stack.url + path, timeout=10).text)
+
+
+def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None:
+    a_id, a_email = _make_clinic(stack, "alpha")
+    b_id, b_email = _make_clinic(stack, "bravo")
+    a_sharing = _runner_in(stack, a_id, name="Alpha Sharer")
+    a_private = _runner_in(stack, a_id)
+    b_sharing = _runner_in(stack, b_id, name="Bravo Sharer")
+    own = _staff(stack, a_email)
+    anonymous = requests.Session()
+    runner = stack.connect(a_sharing)  # even A's own runner is not A's staff
+    other = _staff(stack, b_email)
+    # (who, their CSRF token: valid for their own session, so the refusal is not the token's)
+    visitors = {
+        "anonymous": (anonymous, _token(anonymous, stack, "/clinic/login")),
+        "runner": (runner, _token(runner, stack, "/settings")),
+        "other clinic's staff": (other, _token(other, stack, "/clinic")),
+    }
+    form = {"on": dt.date.today().isoformat(), "name": "Renamed", "booking_url": ""}
+
+    for who, (browser, token) in visitors.items():
+        for method, path in ROUTES:
+            url = stack.url + path.format(runner=a_sharing)
+            r = browser.request(
+                method, url, data={**form, "csrf_token": token}, timeout=10, allow_redirects=False
+            )
+            if who == "other clinic's staff":
+                # No address names a clinic: B's staff reach B's own pages, never A's runner.
+                expected = 404 if "/runners/" in path else (302 if method == "POST" else 200)
+                assert r.status_code == expected, (who, method, path, r.status_code)
+            else:
+                assert r.status_code == 302, (who, method, path, r.status_code)
+                assert "/clinic/login" in r.headers["Location"], (who, method, path)
+            assert "Alpha" not in r.text, (who, method, path)
+
+    # A's own staff: no session for a runner who does not share, nor for B's runner.
+    own_token = _token(own, stack, "/clinic")
+    for target in (a_private, b_sharing):
+        r = own.post(
+            f"{stack.url}/clinic/runners/{target}/sessions",
+            data={"csrf_token": own_token, "on": dt.date.today().isoformat()},
+            timeout=10,
+        )
+        assert r.status_code == 404
+    with stack.db.session() as session:
+        assert session.scalar(select(MassageSession)) is None  # nothing logged by anyone
+        a, b = session.get(Clinic, a_id), session.get(Clinic, b_id)
+        assert a is not None and a.name == "Alpha"  # only B's own settings changed
+        assert b is not None and b.name == "Renamed"
+    # Each clinic's pages and export show its own sharing runners only.
+    for browser, mine, theirs in ((own, "Alpha Sharer", "Bravo Sharer"),
+                                  (other, "Bravo Sharer", "Alpha Sharer")):  # fmt: skip
+        page = browser.get(stack.url + "/clinic", timeout=10).text
+        exported = browser.get(stack.url + "/clinic/export.csv", timeout=10).text
+        assert mine in page and mine in exported
+        assert theirs not in page and theirs not in exported
+    # A POST without a token changes nothing either.
+    r = own.post(f"{stack.url}/clinic/runners/{a_sharing}/sessions", data=form, timeout=10)
+    assert r.status_code == 400
+
+
+def test_the_export_never_holds_a_spreadsheet_formula() -> None:
+    row = clinics.RosterRow(
+        athlete_id=1, name='=HYPERLINK("http://evil.example","x")', units="mi", week_m=16093.44,
+        since_session_m=0.0, last_session=None, since_days=3, due=False,
+        shared_since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    rows = list(csv.reader(io.StringIO(clinics.roster_csv([row]))))
+    assert rows[0] == list(clinics.CSV_HEADER)
+    assert rows[1][0].startswith("'=") and rows[1][2] == "10.0" and rows[1][-1] == "2026-11-01"
