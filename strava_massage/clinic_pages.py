@@ -67,7 +67,9 @@ def login() -> str | BaseResponse | tuple[str, int]:
     """Staff log in with email and password."""
     form = StaffLoginForm()
     if form.validate_on_submit():
-        staff = clinics.check_login(get_session(), form.email.data or "", form.password.data or "")
+        db = get_session()
+        staff = clinics.check_login(db, form.email.data or "", form.password.data or "", utcnow())
+        db.commit()  # the count of wrong passwords
         if staff is not None:
             next_path = safe_next(request.args.get("next"))
             # A fresh session: nothing from before the login carries over (no fixation).
@@ -76,7 +78,12 @@ def login() -> str | BaseResponse | tuple[str, int]:
             session.permanent = True
             log.info("clinic staff logged in staff=%s clinic=%s", staff.id, staff.clinic_id)
             return redirect(next_path or url_for("clinic.dashboard"))
-        form.password.errors = [_("That email and password do not match a login.")]
+        form.password.errors = [
+            _(
+                "That email and password do not match a login. After five wrong passwords in a"
+                " row a login pauses for 15 minutes."
+            )
+        ]
         return render_template("clinic/login.html", form=form), 401
     return render_template("clinic/login.html", form=form)
 

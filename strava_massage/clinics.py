@@ -32,6 +32,9 @@ SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MIN_PASSWORD = 10
 RESET_VALID = dt.timedelta(hours=2)
+# After this many wrong passwords in a row a login pauses, so a password can't be guessed online.
+MAX_FAILED_LOGINS = 5
+LOCK_FOR = dt.timedelta(minutes=15)
 # scrypt is werkzeug's default; named so a change of default never silently changes ours.
 HASH_METHOD = "scrypt"
 MAX_NAME = 80
@@ -134,14 +137,36 @@ def set_password(staff: ClinicStaff, password: str) -> None:
     staff.password_hash = generate_password_hash(password, method=HASH_METHOD)
     staff.reset_hash = None
     staff.reset_expires_at = None
+    staff.failed_logins, staff.locked_until = 0, None
 
 
-def check_login(session: Session, email: str, password: str) -> ClinicStaff | None:
-    """The staff member with this email and password, or None (same cost either way)."""
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands stored times back naive; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def check_login(
+    session: Session, email: str, password: str, now: dt.datetime
+) -> ClinicStaff | None:
+    """The staff member with this email and password, or None (same cost either way).
+
+    Counts wrong passwords; after MAX_FAILED_LOGINS in a row the login pauses for LOCK_FOR,
+    during which even the right password is refused. The caller commits.
+    """
     staff = session.scalar(select(ClinicStaff).where(ClinicStaff.email == email.strip().lower()))
     stored = staff.password_hash if staff is not None and staff.password_hash else _DUMMY_HASH
     ok = check_password_hash(stored, password)
-    return staff if ok and staff is not None and staff.password_hash else None
+    if staff is None or not staff.password_hash:
+        return None
+    if staff.locked_until is not None and now < _aware(staff.locked_until):
+        return None
+    if not ok:
+        staff.failed_logins = (staff.failed_logins or 0) + 1
+        if staff.failed_logins >= MAX_FAILED_LOGINS:
+            staff.locked_until, staff.failed_logins = now + LOCK_FOR, 0
+        return None
+    staff.failed_logins, staff.locked_until = 0, None
+    return staff
 
 
 def _token_hash(token: str) -> str:
@@ -164,9 +189,7 @@ def staff_for_reset(session: Session, token: str, now: dt.datetime) -> ClinicSta
     staff = session.scalar(select(ClinicStaff).where(ClinicStaff.reset_hash == _token_hash(token)))
     if staff is None or staff.reset_expires_at is None:
         return None
-    expires = staff.reset_expires_at
-    expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
-    return staff if now < expires else None
+    return staff if now < _aware(staff.reset_expires_at) else None
 
 
 def _record_consent(session: Session, athlete: Athlete, shared: bool, now: dt.datetime) -> None:

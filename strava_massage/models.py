@@ -253,6 +253,9 @@ class ClinicStaff(Base):
     # A password-reset link's token, as a hash, and when it stops working.
     reset_hash: Mapped[str | None] = mapped_column(String(64))
     reset_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Wrong passwords in a row, and the login's pause after too many (against guessing).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

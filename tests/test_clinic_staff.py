@@ -378,3 +378,42 @@ def test_the_export_never_holds_a_spreadsheet_formula() -> None:
     rows = list(csv.reader(io.StringIO(clinics.roster_csv([row]))))
     assert rows[0] == list(clinics.CSV_HEADER)
     assert rows[1][0].startswith("'=") and rows[1][2] == "10.0" and rows[1][-1] == "2026-11-01"
+
+
+def test_more_staff_and_the_clinic_list(stack: Stack) -> None:
+    clinic_id, _ = _make_clinic(stack, "knead")
+    _runner_in(stack, clinic_id, name="Ada")
+    _runner_in(stack, clinic_id)
+    cli = stack.app.test_cli_runner()
+    added = cli.invoke(args=["clinic", "add-staff", "knead", "second@knead.example"])
+    assert added.exit_code == 0 and "/clinic/password/" in added.output
+    again = cli.invoke(args=["clinic", "add-staff", "knead", "second@knead.example"])
+    assert again.exit_code != 0 and "already has a login" in again.output
+    missing = cli.invoke(args=["clinic", "add-staff", "nope", "third@knead.example"])
+    assert missing.exit_code != 0 and "no clinic" in missing.output
+    listed = cli.invoke(args=["clinic", "list"])
+    assert "knead  Knead  runners=2 sharing=1 staff=2" in listed.output
+
+
+def test_a_login_pauses_after_five_wrong_passwords(stack: Stack) -> None:
+    _, email = _make_clinic(stack, "knead")
+    browser = requests.Session()
+    token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
+
+    def attempt(password: str) -> int:
+        """One login attempt; its status code."""
+        return browser.post(
+            stack.url + "/clinic/login",
+            data={"csrf_token": token, "email": email, "password": password},
+            timeout=10,
+            allow_redirects=False,
+        ).status_code
+
+    assert [attempt(f"guess number {i}") for i in range(clinics.MAX_FAILED_LOGINS)] == [401] * 5
+    assert attempt(PASSWORD) == 401  # paused: even the right password waits
+    with stack.db.session() as session:
+        staff = session.scalar(select(ClinicStaff).where(ClinicStaff.email == email))
+        assert staff is not None and staff.locked_until is not None
+        staff.locked_until = utcnow() - dt.timedelta(seconds=1)  # the pause is over
+        session.commit()
+    assert attempt(PASSWORD) == 302

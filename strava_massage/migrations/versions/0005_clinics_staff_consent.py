@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=True),
         sa.Column("reset_hash", sa.String(length=64), nullable=True),
         sa.Column("reset_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["clinic_id"], ["clinics.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
