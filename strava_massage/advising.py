@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from strava_massage.advice import TrainingState
 from strava_massage.models import Activity, Athlete, Note
-from strava_massage.processing import decide_note, runner_settings, training_state
+from strava_massage.processing import clinic_of, decide_note, runner_settings, training_state
 
 # An id Strava never gives, for the imagined run that exists only inside a rolled-back savepoint.
 IMAGINED_RUN_ID = -1
@@ -48,7 +48,8 @@ def preview_next_run(
             )
         )
         session.flush()
-        state = training_state(session, athlete, IMAGINED_RUN_ID, runner_settings(athlete))
+        settings = runner_settings(athlete, clinic=clinic_of(session, athlete))
+        state = training_state(session, athlete, IMAGINED_RUN_ID, settings)
         note = decide_note(session, athlete, IMAGINED_RUN_ID)
     finally:
         savepoint.rollback()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from strava_massage import ledger
 from strava_massage.models import Activity, Athlete, MassageSession, Note
-from strava_massage.processing import runner_settings
+from strava_massage.processing import clinic_of, runner_settings
 
 CHART_WEEKS = 16
 NOTES_PER_PAGE = 20
@@ -102,7 +102,8 @@ def load(
     last = ledger.last_massage(session, athlete.id, today)
     runs = session.scalar(select(func.count()).where(Activity.athlete_id == athlete.id)) or 0
     notes, older = notes_page(session, athlete.id, before_note)
-    settings = runner_settings(athlete)
+    # The chart's line is the threshold the runner's notes use, a clinic's if it changed it.
+    settings = runner_settings(athlete, clinic=clinic_of(session, athlete))
     return Dashboard(
         today=today,
         totals=ledger.totals(session, athlete, today, last),

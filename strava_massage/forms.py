@@ -7,8 +7,16 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, DecimalField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
-from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
+from strava_massage.clinics import MAX_NAME
 from strava_massage.runner import MAX_DISCLAIMER
 
 
@@ -91,3 +99,18 @@ class ClinicSettingsForm(FlaskForm):  # type: ignore[misc]
     )
     logo = FileField(_l("Logo (optional; PNG or JPEG, at most 200 KB)"))
     remove_logo = BooleanField(_l("Remove the logo"))
+
+
+class ClinicSharingForm(FlaskForm):  # type: ignore[misc]
+    """Sharing with the runner's clinic on or off, and the name the clinic knows them by."""
+
+    # The view puts the clinic's name into this label; the text here is the fallback.
+    share = BooleanField(_l("Share my weekly distance and massage sessions with my clinic"))
+    display_name = StringField(
+        _l("Your name as the clinic knows you"), validators=[Length(max=MAX_NAME)]
+    )
+
+    def validate_display_name(self, field: StringField) -> None:
+        """A name is needed to share: it is all the clinic has to tell its runners apart."""
+        if self.share.data and not (field.data or "").strip():
+            raise ValidationError(_l("Give the name your clinic knows you by to share with it."))

@@ -1,4 +1,4 @@
-"""The runner's pages: landing, the Strava connect flow, and what happens next."""
+"""The runner's pages: landing, the Strava connect flow, clinic invites, and what happens next."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -19,17 +20,19 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from strava_massage import services
+from strava_massage import clinics, services
 from strava_massage.advice import METRES_PER_MILE, TrainingState, Units, advise
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
 from strava_massage.merge import make_block
-from strava_massage.models import Athlete, Event, OAuthState, utcnow
+from strava_massage.models import Athlete, Clinic, Event, OAuthState, utcnow
 from strava_massage.notes import render_note
 from strava_massage.processing import backfill_event, disconnect_athlete
+from strava_massage.runner_pages import login_required
 from strava_massage.strava import StravaError, TemporaryFailure
 from strava_massage.tokens import store_grant
 
@@ -102,6 +105,13 @@ def connect() -> Response:
         session["next"] = next_path
     else:
         session.pop("next", None)
+    # The clinic of an invite link rides through Strava's approval in the signed session.
+    slug = request.args.get("clinic")
+    clinic = clinics.find_clinic(db, slug) if slug else None
+    if clinic is not None:
+        session["clinic"] = clinic.slug
+    else:
+        session.pop("clinic", None)
     strava = services.get().strava
     return redirect(strava.authorize_url(_callback_url(), state, ",".join(STRAVA_SCOPES)))
 
@@ -117,18 +127,28 @@ def _take_state(state: str) -> bool:
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
+def _problem(problem: str, status: int, **context: object) -> tuple[str, int]:
+    """The "not connected yet" page; its Connect button keeps the invite's clinic, if any."""
+    page = render_template(
+        "runner/connect_problem.html",
+        problem=problem,
+        clinic_slug=session.get("clinic"),
+        **context,
+    )
+    return page, status
+
+
 @bp.get("/connect/callback")
 def connect_callback() -> Response | tuple[str, int]:
     """Check state and scopes, exchange the code, store the runner, log them in."""
     if not _take_state(request.args.get("state", "")):
-        return render_template("runner/connect_problem.html", problem="state"), 400
+        return _problem("state", 400)
     if request.args.get("error"):
-        return render_template("runner/connect_problem.html", problem="denied"), 200
+        return _problem("denied", 200)
     granted = set(request.args.get("scope", "").split(","))
     missing = [s for s in ("activity:read_all", "activity:write") if s not in granted]
     if missing:
-        reasons = [SCOPE_REASONS[s] for s in missing]
-        return render_template("runner/connect_problem.html", problem="scope", reasons=reasons), 200
+        return _problem("scope", 200, reasons=[SCOPE_REASONS[s] for s in missing])
     code = request.args.get("code", "")
     if not code:
         abort(400)
@@ -138,10 +158,10 @@ def connect_callback() -> Response | tuple[str, int]:
         grant = svc.strava.exchange_code(code)
         athlete_info = svc.strava.get_athlete(grant.access_token)
     except TemporaryFailure:
-        return render_template("runner/connect_problem.html", problem="outage"), 503
+        return _problem("outage", 503)
     except StravaError as e:
         log.warning("connect failed: %s", type(e).__name__)
-        return render_template("runner/connect_problem.html", problem="rejected"), 400
+        return _problem("rejected", 400)
 
     db = get_session()
     athlete = db.get(Athlete, athlete_info.id)
@@ -157,6 +177,10 @@ def connect_callback() -> Response | tuple[str, int]:
         athlete.backfill_status = "pending"
         backfill = Event(**backfill_event(athlete_info.id, utcnow()))
         db.add(backfill)
+    # Joined in the same commit as the connect: an invite never leaves a runner half-linked.
+    slug = session.get("clinic")
+    clinic = clinics.find_clinic(db, slug) if slug else None
+    joined = _join(athlete, clinic) if clinic is not None else None
     db.commit()
     if backfill is not None:
         services.get().enqueue(backfill.id, 0)
@@ -164,8 +188,68 @@ def connect_callback() -> Response | tuple[str, int]:
     session.clear()
     session["athlete_id"] = athlete_info.id
     session.permanent = True
+    if joined is not None:
+        flash(*joined)  # after clear(): the flash lives in the new session
     log.info("athlete connected athlete=%s", athlete_info.id)
     return redirect(next_path or url_for("runner.show_dashboard"))
+
+
+def _join(athlete: Athlete, clinic: Clinic) -> tuple[str, str]:
+    """Link the runner to the clinic (leaving any other); what to tell them, and its category."""
+    db = get_session()
+    before = db.get(Clinic, athlete.clinic_id) if athlete.clinic_id is not None else None
+    if not clinics.join_clinic(db, athlete, clinic, utcnow()):
+        return _("You are already with %(clinic)s.", clinic=clinic.name), "info"
+    log.info("athlete joined clinic athlete=%s clinic=%s", athlete.id, clinic.id)
+    if before is not None:
+        message = _(
+            "You left %(old)s and joined %(clinic)s. Your notes now carry %(clinic)s's name. "
+            "Sharing starts off: %(clinic)s sees none of your training unless you switch it on "
+            "in Settings.",
+            old=before.name,
+            clinic=clinic.name,
+        )
+    else:
+        message = _(
+            "You joined %(clinic)s. Your notes now carry its name. It sees none of your training "
+            "unless you switch sharing on in Settings.",
+            clinic=clinic.name,
+        )
+    return message, "success"
+
+
+def _current_athlete() -> Athlete | None:
+    """The logged-in runner, if any (a public page shows more to them, never less)."""
+    athlete_id = session.get("athlete_id")
+    return get_session().get(Athlete, athlete_id) if athlete_id is not None else None
+
+
+@bp.get("/c/<slug>")
+def invite(slug: str) -> str:
+    """A clinic's invite: what joining means, then Connect (a visitor) or Join (a runner)."""
+    db = get_session()
+    clinic = clinics.find_clinic(db, slug)
+    if clinic is None:
+        abort(404)
+    athlete = _current_athlete()
+    current = None
+    if athlete is not None and athlete.clinic_id is not None:
+        current = db.get(Clinic, athlete.clinic_id)
+    return render_template("clinic/invite.html", clinic=clinic, athlete=athlete, current=current)
+
+
+@bp.post("/c/<slug>/join")
+@login_required
+def join_clinic(athlete: Athlete, slug: str) -> Response:
+    """A logged-in runner joins the clinic of an invite (CSRFProtect has checked the token)."""
+    db = get_session()
+    clinic = clinics.find_clinic(db, slug)
+    if clinic is None:
+        abort(404)
+    message, category = _join(athlete, clinic)
+    db.commit()
+    flash(message, category)
+    return redirect(url_for("runner.show_dashboard"))
 
 
 @bp.get("/welcome")

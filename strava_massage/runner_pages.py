@@ -1,9 +1,10 @@
-"""A logged-in runner's pages: dashboard, settings and sessions, account and export."""
+"""A logged-in runner's pages: dashboard, settings, sessions and clinic, account and export."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
@@ -25,13 +26,22 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from strava_massage import dashboard, runner
+from strava_massage import clinics, dashboard, runner
 from strava_massage.advice.state import metres_per_unit
 from strava_massage.db import get_session
-from strava_massage.forms import MassageForm, SettingsForm
-from strava_massage.models import Activity, Athlete, MassageSession, Note
+from strava_massage.forms import ClinicSharingForm, MassageForm, SettingsForm
+from strava_massage.models import (
+    Activity,
+    Athlete,
+    Clinic,
+    ConsentChange,
+    MassageSession,
+    Note,
+    utcnow,
+)
 
 bp = Blueprint("runner", __name__)
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -52,10 +62,15 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def clinic_of(athlete: Athlete) -> Clinic | None:
+    """The runner's clinic, if they joined one."""
+    return get_session().get(Clinic, athlete.clinic_id) if athlete.clinic_id is not None else None
+
+
 @bp.get("/dashboard")
 @login_required
 def show_dashboard(athlete: Athlete) -> str:
-    """Totals, the 16-week chart and the notes written so far."""
+    """Totals, the 16-week chart, the notes written so far, and the runner's clinic."""
     before = request.args.get("before", type=int)
     data = dashboard.load(get_session(), athlete, dashboard.runner_today(athlete), before)
     units = athlete.effective_units
@@ -65,6 +80,7 @@ def show_dashboard(athlete: Athlete) -> str:
         data=data,
         chart=dashboard.chart(data.weeks, data.threshold_m, metres_per_unit(units)),
         units=units,
+        clinic=clinic_of(athlete),
     )
 
 
@@ -88,8 +104,32 @@ def _settings_form(athlete: Athlete) -> SettingsForm:
     return form
 
 
-def _render_settings(athlete: Athlete, form: SettingsForm, massage_form: MassageForm) -> str:
-    """The settings page with both forms and the sessions list."""
+def _sharing_form(athlete: Athlete, clinic: Clinic, formdata: bool = False) -> ClinicSharingForm:
+    """The sharing form, from the request when it was posted, else from the runner's row."""
+    if formdata:
+        form = ClinicSharingForm()
+    else:
+        form = ClinicSharingForm(
+            formdata=None,
+            share=athlete.clinic_consent_at is not None,
+            display_name=athlete.clinic_display_name or "",
+        )
+    form.share.label.text = _(
+        "Share my weekly distance and massage sessions with %(clinic)s", clinic=clinic.name
+    )
+    return form
+
+
+def _render_settings(
+    athlete: Athlete,
+    form: SettingsForm,
+    massage_form: MassageForm,
+    sharing_form: ClinicSharingForm | None = None,
+) -> str:
+    """The settings page with its forms, the sessions list and the runner's clinic."""
+    clinic = clinic_of(athlete)
+    if clinic is not None and sharing_form is None:
+        sharing_form = _sharing_form(athlete, clinic)
     return render_template(
         "runner/settings.html",
         athlete=athlete,
@@ -97,7 +137,16 @@ def _render_settings(athlete: Athlete, form: SettingsForm, massage_form: Massage
         massage_form=massage_form,
         sessions=runner.massages(get_session(), athlete.id),
         today=dashboard.runner_today(athlete),
+        clinic=clinic,
+        sharing_form=sharing_form,
     )
+
+
+def _saved_settings_form(athlete: Athlete) -> SettingsForm:
+    """The settings form as saved, for a page answering another of its forms."""
+    form = SettingsForm(formdata=None)
+    _fill_from(athlete, form)
+    return form
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -162,9 +211,7 @@ def add_session(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
             flash(_("Session logged."), "success")
             return redirect(url_for("runner.settings") + "#sessions")
     # Show the saved settings, not the posted session fields, beside the session's error.
-    form = SettingsForm(formdata=None)
-    _fill_from(athlete, form)
-    return _render_settings(athlete, form, massage_form), 400
+    return _render_settings(athlete, _saved_settings_form(athlete), massage_form), 400
 
 
 def _fill_from(athlete: Athlete, form: SettingsForm) -> None:
@@ -195,6 +242,69 @@ def remove_session(athlete: Athlete, session_id: int) -> BaseResponse:
     return redirect(url_for("runner.settings") + "#sessions")
 
 
+@bp.post("/settings/clinic/sharing")
+@login_required
+def clinic_sharing(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
+    """Turn sharing with the runner's clinic on (with their name for it) or off, at once."""
+    db = get_session()
+    clinic = clinic_of(athlete)
+    if clinic is None:
+        flash(_("You are not with a clinic, so there is nothing to share."), "info")
+        return redirect(url_for("runner.settings"))
+    form = _sharing_form(athlete, clinic, formdata=True)
+    if form.validate_on_submit():
+        share = bool(form.share.data)
+        try:
+            clinics.set_sharing(db, athlete, share, form.display_name.data, utcnow())
+        except runner.InputError as e:
+            form.display_name.errors = [*form.display_name.errors, str(e)]
+        else:
+            db.commit()
+            log.info("clinic sharing athlete=%s clinic=%s shared=%s", athlete.id, clinic.id, share)
+            if share:
+                message = _(
+                    "%(clinic)s now sees your weekly distance and sessions.", clinic=clinic.name
+                )
+            else:
+                message = _(
+                    "Sharing is off: %(clinic)s no longer sees your distance or sessions.",
+                    clinic=clinic.name,
+                )
+            flash(message, "success")
+            return redirect(url_for("runner.settings") + "#clinic")
+    db.rollback()
+    page = _render_settings(
+        athlete, _saved_settings_form(athlete), MassageForm(formdata=None), form
+    )
+    return page, 400
+
+
+@bp.route("/settings/clinic/leave", methods=["GET", "POST"])
+@login_required
+def leave_clinic(athlete: Athlete) -> str | BaseResponse:
+    """Ask first, then unlink the runner from their clinic; sharing ends with it."""
+    db = get_session()
+    clinic = clinic_of(athlete)
+    if clinic is None:
+        flash(_("You are not with a clinic."), "info")
+        return redirect(url_for("runner.settings"))
+    if request.method == "GET":
+        return render_template("runner/confirm_leave_clinic.html", athlete=athlete, clinic=clinic)
+    # CSRFProtect has checked the form's token before this runs, as for every POST.
+    clinics.leave_clinic(db, athlete, utcnow())
+    db.commit()
+    log.info("athlete left clinic athlete=%s clinic=%s", athlete.id, clinic.id)
+    flash(
+        _(
+            "You left %(clinic)s. It no longer sees anything of yours, and your notes no longer "
+            "carry its name.",
+            clinic=clinic.name,
+        ),
+        "success",
+    )
+    return redirect(url_for("runner.settings"))
+
+
 @bp.get("/account")
 @login_required
 def account(athlete: Athlete) -> str:
@@ -222,6 +332,7 @@ def export(athlete: Athlete) -> Response:
         return [{c: getattr(r, c) for c in columns} for r in db.scalars(query)]
 
     profile = {c.key: getattr(athlete, c.key) for c in Athlete.__table__.columns}
+    clinic = clinic_of(athlete)
     body = {
         "exported_at": dt.datetime.now(dt.UTC),
         "runner": profile,
@@ -229,6 +340,16 @@ def export(athlete: Athlete) -> Response:
         "runs": rows(Activity, Activity.local_date, Activity.id),
         "notes": rows(Note, Note.id),
         "massage_sessions": rows(MassageSession, MassageSession.on, MassageSession.id),
+        "clinic": None
+        if clinic is None
+        else {
+            "name": clinic.name,
+            "invite": clinic.slug,
+            "joined_at": athlete.clinic_joined_at,
+            "sharing_since": athlete.clinic_consent_at,
+            "name_shown_to_clinic": athlete.clinic_display_name,
+        },
+        "consent_changes": _consent_history(athlete),
     }
     text = json.dumps(body, default=_json_value, indent=1, ensure_ascii=False)
     return Response(
@@ -236,6 +357,20 @@ def export(athlete: Athlete) -> Response:
         mimetype="application/json",
         headers={"Content-Disposition": f'attachment; filename="legwork-{athlete.id}.json"'},
     )
+
+
+def _consent_history(athlete: Athlete) -> list[dict[str, Any]]:
+    """Each time the runner turned sharing on or off, oldest first, with the clinic's name."""
+    query = (
+        select(ConsentChange, Clinic.name)
+        .join(Clinic, Clinic.id == ConsentChange.clinic_id)
+        .where(ConsentChange.athlete_id == athlete.id)
+        .order_by(ConsentChange.at, ConsentChange.id)
+    )
+    return [
+        {"clinic": name, "clinic_id": change.clinic_id, "shared": change.shared, "at": change.at}
+        for change, name in get_session().execute(query)
+    ]
 
 
 def _json_value(value: Any) -> Any:
