@@ -27,6 +27,9 @@ class _Quiet(WSGIRequestHandler):
 
 
 # A few weeks of a steady runner: (days ago, km, workout type); a long run each weekend.
+# The demo clinic's staff login: a throwaway database on localhost, printed for the visitor.
+DEMO_STAFF = "staff@riverside.example"
+DEMO_PASSWORD = "riverside-demo"  # noqa: S105
 HISTORY = [(1, 8.0, None), (3, 10.0, None), (5, 6.0, None), (7, 18.0, 2)]
 
 
@@ -71,6 +74,7 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     _, response = sim.connect_via(public_url, athlete["id"])
     response.raise_for_status()
     click.echo(f"demo runner {athlete['id']} connected")
+    _demo_clinic(app, athlete["id"])
 
     today = dt.date.today()
     runs = [
@@ -102,6 +106,7 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     click.echo("\nOpen these:")
     click.echo(f"  {public_url}/            landing page (connect as 'Demo Runner')")
     click.echo(f"  {sim.url}/_sim/activities/{run['id']}   the run as the simulator stores it")
+    click.echo(f"  {public_url}/clinic/login   the clinic's side: {DEMO_STAFF} / {DEMO_PASSWORD}")
     if not keep_serving:
         consumer.stop(graceful=True)
         server.shutdown()
@@ -113,6 +118,24 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         consumer.stop(graceful=True)
+
+
+def _demo_clinic(app: Flask, athlete_id: int) -> None:
+    """A clinic the demo runner joined and shares with, so its pages have something to show."""
+    from strava_massage import clinics
+    from strava_massage.models import Athlete, utcnow
+
+    with app.extensions["db"].session() as session:
+        clinic, staff = clinics.create_clinic(
+            session, "riverside", "Riverside Physio", DEMO_STAFF, "https://riverside.example/book"
+        )
+        clinics.set_password(staff, DEMO_PASSWORD)
+        runner = session.get(Athlete, athlete_id)
+        assert runner is not None
+        clinics.join_clinic(session, runner, clinic, utcnow())
+        clinics.set_sharing(session, runner, True, "Demo Runner", utcnow())
+        session.commit()
+    click.echo("demo clinic 'Riverside Physio' created; the demo runner joined and shares with it")
 
 
 def _wait_idle(app: Flask, timeout: float = 30.0) -> None:
