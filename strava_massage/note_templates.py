@@ -28,6 +28,8 @@ VARIABLES: dict[str, str] = {
     "kind": "the rule's id, e.g. high_volume",
 }
 FILTERS = frozenset({"upper", "lower", "title", "capitalize", "trim"})
+# The default notes (templates/notes/<kind>.txt) as a clinic template: the editor's starting point.
+DEFAULT_TEMPLATE = "{{ headline }}\n{{ body }}\nWhy: {{ reason }}"
 MAX_SOURCE_CHARS = 1000
 # The footer takes the note's last line: a clinic's main part has the other three.
 MAX_LINES = 3
@@ -80,8 +82,13 @@ def _check_tree(tree: nodes.Node) -> None:
             raise TemplateRefused("only text constants are allowed")
 
 
+_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow", "Neg", "Pos"})
+
+
 def _describe(node: nodes.Node) -> str:
     """A construct's name as a clinic would recognise it."""
+    if type(node).__name__ in _ARITHMETIC:
+        return "arithmetic"
     names = {
         "For": "a loop",
         "Macro": "a macro",
@@ -95,6 +102,15 @@ def _describe(node: nodes.Node) -> str:
         "Call": "a function call",
         "Assign": "set",
         "AssignBlock": "set",
+        "Test": "a test ('is ...')",
+        "FilterBlock": "a filter block",
+        "With": "with",
+        "Scope": "autoescape",
+        "ScopedEvalContextModifier": "autoescape",
+        "List": "a list",
+        "Tuple": "a list",
+        "Dict": "a dictionary",
+        "Slice": "item access (brackets)",
     }
     return names.get(type(node).__name__, f"'{type(node).__name__}'")
 
@@ -109,10 +125,14 @@ def compile_template(source: str) -> jinja2.Template:
     env = environment()
     try:
         tree = env.parse(source)
+        _check_tree(tree)
+        return env.from_string(tree)
     except jinja2.TemplateSyntaxError as e:
         raise TemplateRefused(f"line {e.lineno}: {e.message}") from None
-    _check_tree(tree)
-    return env.from_string(tree)
+    except (RecursionError, SyntaxError):
+        # Deeply nested brackets or blocks overflow Jinja's parser or Python's compiler (a page
+        # of `((((` or two dozen nested ifs): a clear refusal, not a crashed request.
+        raise TemplateRefused("it is nested too deeply; use fewer brackets or if-blocks") from None
 
 
 def render_main(source: str, values: Mapping[str, str]) -> str:
