@@ -26,8 +26,9 @@ from strava_massage.advice import (
     rules,
 )
 from strava_massage.advice.state import metres_per_unit
-from strava_massage.note_templates import TemplateRefused, render_main
-from strava_massage.notes import MAX_NOTE_CHARS, MAX_NOTE_LINES, Wording, render_note
+from strava_massage.models import Clinic
+from strava_massage.note_templates import TemplateRefused
+from strava_massage.notes import Wording, render_note
 
 UNITS: tuple[Units, ...] = ("km", "mi")
 SAMPLE_DAY = dt.date(2026, 4, 16)  # a Thursday, mid-week: the week totals have room either way
@@ -147,44 +148,13 @@ def normalise_source(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _footer(advice: Advice, wording: Wording) -> str:
-    """The line notes.py puts under a clinic's wording (its booking link), as notes.py renders it.
+def _note_for(advice: Advice, wording: Wording) -> str:
+    """The note for one sample runner, or TemplateRefused saying why it cannot be used.
 
-    Rendered through render_note itself, with a one-character wording, so the check below can
-    never drift from what runners get.
+    notes.py would drop the booking link to make an over-long note fit: the link is what the
+    clinic is there for, so its strict mode refuses the wording instead, saying how much to cut.
     """
-    bare = render_note(advice, wording=dataclasses.replace(wording, templates={advice.kind: "·"}))
-    return bare.partition("\n")[2]
-
-
-def _note_for(advice: Advice, source: str, wording: Wording) -> str:
-    """The note for one sample runner, or TemplateRefused saying why it cannot be used."""
-    values = {
-        "kind": advice.kind,
-        "headline": advice.headline,
-        "body": advice.body,
-        "reason": advice.reason,
-        "clinic": " ".join(wording.clinic.split()),
-    }
-    main = render_main(source, values)
-    footer = _footer(advice, wording)
-    whole = f"{main}\n{footer}" if footer else main
-    if len(whole) >= MAX_NOTE_CHARS:
-        # notes.py would drop the booking link to make it fit: the link is what the clinic is
-        # paying for, so the wording is refused instead, with how much to cut.
-        with_link = " with your booking line" if footer else ""
-        cut = len(whole) - MAX_NOTE_CHARS + 1
-        raise TemplateRefused(
-            f"the note{with_link} comes to {len(whole)} characters for the sample runner; "
-            f"it must stay under {MAX_NOTE_CHARS}, so shorten it by {cut}"
-        )
-    lines = len(whole.splitlines())
-    if lines > MAX_NOTE_LINES:
-        raise TemplateRefused(f"the note comes to {lines} lines; at most {MAX_NOTE_LINES} fit")
-    note = render_note(advice, wording=wording)
-    if note != whole:  # notes.py did not use the wording as checked: never save what it won't
-        raise TemplateRefused("it could not be used for the sample runner")
-    return note
+    return render_note(advice, wording=wording, strict=True)
 
 
 def check_template(
@@ -203,11 +173,11 @@ def check_template(
     if kind not in KINDS:
         raise KeyError(kind)
     wording = Wording(clinic_name, booking_url, {kind: source})
-    shown = _note_for(sample_advice(kind, units, settings), source, wording)
+    shown = _note_for(sample_advice(kind, units, settings), wording)
     # The numbers read a little differently in the other units: that runner must fit too.
     for other in UNITS:
         if other != units:
-            _note_for(sample_advice(kind, other, settings), source, wording)
+            _note_for(sample_advice(kind, other, settings), wording)
     return shown
 
 
@@ -278,3 +248,19 @@ def clinic_settings(overrides: Mapping[str, Any] | None) -> AdviceSettings:
     """The defaults with a clinic's overrides, as its runners get them before their own."""
     known = {k: v for k, v in (overrides or {}).items() if k in _SETTING_NAMES}
     return dataclasses.replace(DEFAULTS, **known) if known else DEFAULTS
+
+
+def wordings_that_no_longer_fit(clinic: Clinic) -> list[str]:
+    """The rule kinds whose saved wording the clinic's current name, link or thresholds break.
+
+    A wording is checked when saved; a longer clinic name or booking link changed later can
+    push it over the note's limits, and its runners' notes would then lose the link.
+    """
+    settings = clinic_settings(clinic.advice_overrides)
+    broken = []
+    for kind, source in sorted((clinic.note_templates or {}).items()):
+        try:
+            check_template(kind, source, clinic.name, clinic.booking_url, settings)
+        except (TemplateRefused, KeyError):
+            broken.append(kind)
+    return broken

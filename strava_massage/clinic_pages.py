@@ -17,6 +17,7 @@ from flask import (
     Response,
     abort,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -26,7 +27,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from strava_massage import clinics
+from strava_massage import clinic_notes, clinics
 from strava_massage.db import get_session
 from strava_massage.forms import (
     ClinicSessionForm,
@@ -52,6 +53,9 @@ def staff_required(view: F) -> F:
         staff = get_session().get(ClinicStaff, staff_id) if staff_id is not None else None
         if staff is None:
             session.pop("staff_id", None)
+            if request.is_json or request.accept_mimetypes.best == "application/json":
+                # A script (the live preview) can't follow a redirect to a login page.
+                return jsonify(error=_("Your login has ended: log in again.")), 401
             target = request.full_path if request.method == "GET" else None
             return redirect(url_for("clinic.login", next=target))
         clinic = get_session().get(Clinic, staff.clinic_id)
@@ -185,6 +189,17 @@ def settings(clinic: Clinic) -> str | BaseResponse | tuple[str, int]:
                 clinic.logo, clinic.logo_type = logo, logo_type
             get_session().commit()
             flash(_("Saved. Notes use the new details from the next run on."), "info")
+            broken = clinic_notes.wordings_that_no_longer_fit(clinic)
+            if broken:
+                flash(
+                    _(
+                        "With these details, your wording for %(count)s rule(s) no longer fits a"
+                        " note with its booking line; those notes would go out without the link."
+                        " Shorten them on the Note wording page.",
+                        count=len(broken),
+                    ),
+                    "error",
+                )
             return redirect(url_for("clinic.settings"))
     status = 400 if form.errors or form.form_errors else 200
     return render_template("clinic/settings.html", clinic=clinic, form=form), status

@@ -53,9 +53,17 @@ def _one_line(text: str | None) -> str | None:
 
 
 def _render(
-    advice: Advice, booking_url: str | None, disclaimer: str | None, wording: Wording | None
+    advice: Advice,
+    booking_url: str | None,
+    disclaimer: str | None,
+    wording: Wording | None,
+    strict: bool = False,
 ) -> str:
-    """Render the note for the advice's kind with the given optional footer parts."""
+    """Render the note for the advice's kind with the given optional footer parts.
+
+    Strict, a clinic template that cannot be used raises TemplateRefused instead of giving way
+    to the default wording.
+    """
     values = {
         "kind": advice.kind,
         "headline": _one_line(advice.headline),
@@ -70,6 +78,8 @@ def _render(
         try:
             main = render_main(own, {k: v or "" for k, v in values.items()})
         except TemplateRefused as e:
+            if strict:
+                raise
             # Checked when saved, so this is a surprise; the runner still gets the usual note.
             log.warning("clinic template for %s not used: %s", advice.kind, e)
         else:
@@ -84,21 +94,42 @@ def _fits(text: str) -> bool:
     return len(text) < MAX_NOTE_CHARS and len(text.splitlines()) <= MAX_NOTE_LINES
 
 
+def _too_long(text: str, with_link: bool) -> TemplateRefused:
+    """Why a note does not fit, and by how much, for a clinic checking its wording."""
+    if len(text) >= MAX_NOTE_CHARS:
+        link = " with your booking line" if with_link else ""
+        cut = len(text) - MAX_NOTE_CHARS + 1
+        return TemplateRefused(
+            f"the note{link} comes to {len(text)} characters for the sample runner; "
+            f"it must stay under {MAX_NOTE_CHARS}, so shorten it by {cut}"
+        )
+    lines = len(text.splitlines())
+    return TemplateRefused(f"the note comes to {lines} lines; at most {MAX_NOTE_LINES} fit")
+
+
 def render_note(
     advice: Advice,
     *,
     booking_url: str | None = None,
     disclaimer: str | None = None,
     wording: Wording | None = None,
+    strict: bool = False,
 ) -> str:
     """The note text for one run (without the service's block delimiters).
 
     With a clinic's wording, its booking link and its template for the rule (if any) are used.
+    Strict (the wording editor's check): TemplateRefused if the clinic's template cannot be
+    used or the note does not fit with every footer part, instead of working around it.
     """
     if wording is not None and wording.booking_url:
         booking_url = wording.booking_url
     booking_url = _one_line(booking_url)
     disclaimer = _one_line(disclaimer)
+    if strict:
+        text = _render(advice, booking_url, disclaimer, wording, strict=True)
+        if not _fits(text):
+            raise _too_long(text, with_link=booking_url is not None)
+        return text
     # Too long with every extra: drop the disclaimer first (the note is already framed as general
     # guidance), then the booking link, rather than cut the advice itself short.
     attempts = [(booking_url, disclaimer), (booking_url, None), (None, disclaimer), (None, None)]

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
+from typing import Any
 
 import pytest
 import requests
@@ -301,6 +302,10 @@ ROUTES = [
     ("GET", "/clinic/settings"),
     ("POST", "/clinic/settings"),
     ("GET", "/clinic/wording"),
+    ("POST", "/clinic/wording/rules/recovery_tip"),
+    ("POST", "/clinic/wording/rules/recovery_tip/reset"),
+    ("POST", "/clinic/wording/thresholds"),
+    ("POST", "/clinic/wording/preview"),
     ("POST", "/clinic/runners/{runner}/sessions"),
 ]
 
@@ -326,7 +331,15 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
         "runner": (runner, _token(runner, stack, "/settings")),
         "other clinic's staff": (other, _token(other, stack, "/clinic")),
     }
-    form = {"on": dt.date.today().isoformat(), "name": "Renamed", "booking_url": ""}
+    form = {"on": dt.date.today().isoformat(), "name": "Renamed", "booking_url": "",
+            "source": "{{ headline }} Hijacked", "action": "save", "kind": "recovery_tip",
+            "cooldown_days": "9"}  # fmt: skip
+    with stack.db.session() as session:
+        a_clinic = session.get(Clinic, a_id)
+        assert a_clinic is not None
+        a_clinic.note_templates = {"recovery_tip": "{{ headline }} from Alpha"}
+        a_clinic.advice_overrides = {"cooldown_days": 4}
+        session.commit()
 
     for who, (browser, token) in visitors.items():
         for method, path in ROUTES:
@@ -336,8 +349,10 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
             )
             if who == "other clinic's staff":
                 # No address names a clinic: B's staff reach B's own pages, never A's runner.
-                expected = 404 if "/runners/" in path else (302 if method == "POST" else 200)
-                assert r.status_code == expected, (who, method, path, r.status_code)
+                if "/runners/" in path:
+                    assert r.status_code == 404, (who, method, path, r.status_code)
+                else:
+                    assert r.status_code in (200, 302, 400, 422), (who, method, path, r.status_code)
             else:
                 assert r.status_code == 302, (who, method, path, r.status_code)
                 assert "/clinic/login" in r.headers["Location"], (who, method, path)
@@ -357,6 +372,8 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
         a, b = session.get(Clinic, a_id), session.get(Clinic, b_id)
         assert a is not None and a.name == "Alpha"  # only B's own settings changed
         assert b is not None and b.name == "Renamed"
+        assert a.note_templates == {"recovery_tip": "{{ headline }} from Alpha"}
+        assert a.advice_overrides == {"cooldown_days": 4}
     # Each clinic's pages and export show its own sharing runners only.
     for browser, mine, theirs in ((own, "Alpha Sharer", "Bravo Sharer"),
                                   (other, "Bravo Sharer", "Alpha Sharer")):  # fmt: skip
@@ -364,6 +381,15 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
         exported = browser.get(stack.url + "/clinic/export.csv", timeout=10).text
         assert mine in page and mine in exported
         assert theirs not in page and theirs not in exported
+    # A script whose staff login has ended gets JSON it can read, not the login page.
+    ended = requests.post(
+        stack.url + "/clinic/wording/preview",
+        json={"kind": "recovery_tip", "source": "{{ headline }}"},
+        headers={"Accept": "application/json", "X-CSRFToken": visitors["anonymous"][1]},
+        cookies=anonymous.cookies,
+        timeout=10,
+    )
+    assert ended.status_code == 401 and "log in again" in ended.json()["error"]
     # A POST without a token changes nothing either.
     r = own.post(f"{stack.url}/clinic/runners/{a_sharing}/sessions", data=form, timeout=10)
     assert r.status_code == 400
@@ -417,3 +443,47 @@ def test_a_login_pauses_after_five_wrong_passwords(stack: Stack) -> None:
         staff.locked_until = utcnow() - dt.timedelta(seconds=1)  # the pause is over
         session.commit()
     assert attempt(PASSWORD) == 302
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the signature is what the check reads
+
+
+def test_clinic_details_logo_and_a_warning_when_wording_stops_fitting(stack: Stack) -> None:
+    clinic_id, email = _make_clinic(stack, "knead")
+    with stack.db.session() as session:
+        clinic = session.get(Clinic, clinic_id)
+        assert clinic is not None
+        clinic.note_templates = {"recovery_tip": "{{ headline }}\n{{ body }}\nWhy: {{ reason }}"}
+        session.commit()
+    staff = _staff(stack, email)
+    page = staff.get(stack.url + "/clinic/settings", timeout=10)
+    token = _csrf(page.text)
+
+    def save(**fields: Any) -> requests.Response:
+        """Post the details form with a file if one is given."""
+        logo = fields.pop("logo", None)
+        files = {"logo": ("logo.png", logo, "image/png")} if logo is not None else None
+        data = {"csrf_token": token, "name": "Knead Physio", "booking_url": "", **fields}
+        return staff.post(stack.url + "/clinic/settings", data=data, files=files, timeout=10)
+
+    refused = save(logo=b"GIF89a not a png")
+    assert refused.status_code == 400 and "PNG or JPEG" in refused.text
+    bad_link = save(booking_url="javascript:alert(1)")
+    assert bad_link.status_code == 400 and "https://" in bad_link.text
+    saved = save(booking_url="https://knead.example/book", logo=PNG)
+    assert saved.status_code == 200 and "Saved." in saved.text
+    assert "no longer fits" not in saved.text
+    logo = requests.get(stack.url + "/clinic/logo/knead", timeout=10)
+    assert logo.status_code == 200 and logo.headers["Content-Type"] == "image/png"
+    assert logo.content == PNG
+
+    # A very long booking link: saved, but the clinic learns its wording no longer fits.
+    long_link = "https://knead.example/book?" + "x" * 260
+    warned = save(booking_url=long_link)
+    assert warned.status_code == 200 and "no longer fits" in warned.text
+    removed = save(booking_url="https://knead.example/book", remove_logo="y")
+    assert removed.status_code == 200
+    assert requests.get(stack.url + "/clinic/logo/knead", timeout=10).status_code == 404
+    with stack.db.session() as session:
+        clinic = session.get(Clinic, clinic_id)
+        assert clinic is not None and clinic.name == "Knead Physio" and clinic.logo is None

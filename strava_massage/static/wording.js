@@ -41,6 +41,7 @@
           if (mine !== asked) return; // a later keystroke's answer is on its way
           if (typeof answer.note === "string") show(box, "note", answer.note);
           else if (typeof answer.refused === "string") show(box, "refused", answer.refused);
+          else if (typeof answer.error === "string") show(box, "refused", answer.error);
           else throw new Error("unexpected answer");
         })
         .catch(function () {
