@@ -403,11 +403,12 @@ def test_the_live_preview_answers_json_and_needs_the_csrf_header(make_stack: Mak
     assert _preview(browser, stack, token, ["not", "an", "object"]).status_code == 400
     r = _preview(browser, stack, None, {"kind": "high_volume", "source": OWN})
     assert r.status_code == 400 and "csrf" in r.json()["error"]
-    # A visitor with a good token of their own, but no login: the login page, no preview.
+    # A visitor with a good token of their own, but no login: a JSON 401, no preview.
     visitor = requests.Session()
     visitor_token = _csrf(visitor.get(stack.url + "/clinic/login", timeout=10).text)
     r = _preview(visitor, stack, visitor_token, {"kind": "high_volume", "source": OWN})
-    assert r.url == stack.url + "/clinic/login" and "BIG WEEK" not in r.text
+    assert r.status_code == 401 and "log in again" in r.json()["error"]
+    assert "BIG WEEK" not in r.text
 
 
 @on_sqlite
