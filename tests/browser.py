@@ -58,6 +58,15 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page, laptop-sized, English."""
+    context = chromium.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot under build/screenshots (or $SCREENSHOT_DIR)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

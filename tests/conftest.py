@@ -23,7 +23,7 @@ from strava_massage.queue import make_consumer, start_worker
 from strava_massage.simulator import Simulator
 from strava_massage.subscriptions import create_subscription
 
-from .browser import chromium  # noqa: F401  (the session's browser, for the page tests)
+from .browser import chromium, page  # noqa: F401  (the browser and a fresh page, for page tests)
 
 VERIFY_TOKEN = "test-verify-token"
 REQUIRE_SCALEOUT = os.environ.get("STRAVA_MASSAGE_REQUIRE_SCALEOUT") == "1"

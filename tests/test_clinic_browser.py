@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,15 +26,6 @@ NAME = "Riverside Sports Massage"
 BOOKING = "https://book.example/riverside"
 EMAIL = "desk@riverside.example"
 OWN = "{{ headline|upper }}\n{{ clinic }} says: {{ body }}\nWhy: {{ reason }}"
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) and page, laptop-sized, English."""
-    context = chromium.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def _clinic(stack: Stack) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ from .conftest import Stack
 # Pages are the same on every backend; the browser tests run on the embedded default.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 MILE = 1609.344
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) and page, laptop-sized, English."""
-    context = chromium.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def _connect(page: Any, stack: Stack, athlete_id: int) -> None:
