@@ -29,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         services,
         web,
     )
+    from webhooks import Intake
     from webhooks import bp as webhooks_bp
 
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES_DIR))
@@ -56,6 +57,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     # The webhook edge is called by Strava, which has no CSRF token to send.
     web.csrf.exempt(webhooks_bp)
+    # Strava's event POSTs are answered in front of Flask (see webhooks.Intake).
+    app.wsgi_app = Intake(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions["db"], app.extensions["tasks"]
+    )
     from strava_massage import cli
 
     cli.register(app)

@@ -7,6 +7,8 @@ import time, and each task runs inside its app's context.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
-from huey.storage import SqliteStorage
+from huey.storage import RedisStorage, SqliteStorage
 from redis import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from strava_massage.db import SqliteWriteLock
 
@@ -41,6 +45,18 @@ class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
         conn.execute("pragma synchronous=NORMAL")
         return conn
 
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        """Insert the task in one autocommit statement.
+
+        huey wraps it in BEGIN EXCLUSIVE and COMMIT: three statements where one is as atomic
+        (the connection is in autocommit mode), on the webhook intake's path.
+        """
+        with self.lock:
+            self.conn.execute(
+                "insert into task (queue, data, priority) values (?, ?, ?)",
+                (self.name, self.to_blob(data), priority or 0),
+            )
+
 
 def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20) -> Huey:
     """A huey instance for QUEUE_URL: `sqlite:///path` or `redis://...`."""
@@ -63,6 +79,57 @@ def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20)
     raise ValueError(f"QUEUE_URL must be sqlite:///path or redis://...; got {url.split(':')[0]}")
 
 
+class RedisPush:
+    """LPUSH a serialized task on a Redis connection kept for this purpose.
+
+    redis-py's per-command work (its retry wrapper, metrics hooks and the pool's checks at
+    every checkout) cost as much as the round trip itself on the webhook intake, the hottest
+    path (benchmarks/README.md). Connections are opened with the pool's own settings and kept
+    in a free list, one per push in flight: request threads may come and go (the development
+    server starts one per request) without leaking a connection.
+    """
+
+    def __init__(self, pool: BlockingConnectionPool, key: str) -> None:
+        self._pool = pool
+        self._key = key
+        self._idle: list[Any] = []  # list.pop and list.append are atomic: no lock needed
+        self._pid = os.getpid()
+
+    def __call__(self, data: bytes) -> None:
+        """Push one message, as huey's RedisStorage.enqueue does; once more on a dropped line.
+
+        A second push of a message the first one delivered is harmless: only one claim of an
+        event succeeds.
+        """
+        try:
+            self._push(data)
+        except (RedisConnectionError, RedisTimeoutError):
+            # Redis restarted, or closed an idle connection: a new one usually just works.
+            self._push(data)
+
+    def _push(self, data: bytes) -> None:
+        """One attempt, on an idle connection or a new one."""
+        if self._pid != os.getpid():
+            # A forked child must not share its parent's sockets.
+            self._idle, self._pid = [], os.getpid()
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+        try:
+            conn.send_command("LPUSH", self._key, data)
+            conn.read_response()  # raises on an error reply
+        except BaseException:
+            conn.disconnect()
+            raise
+        self._idle.append(conn)
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        while self._idle:
+            self._idle.pop().disconnect()
+
+
 @dataclass
 class Tasks:
     """The app's huey instance and its registered tasks."""
@@ -71,17 +138,24 @@ class Tasks:
     process_event: Any
     sweep: Any
     write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    # On Redis: the fast path for an immediate task (huey's own enqueue otherwise).
+    push: Callable[[bytes], None] | None = None
 
     def enqueue(self, event_id: int, delay: float = 0) -> None:
         """Queue processing of a stored event, now or after `delay` seconds."""
         with self.write_lock:
             if delay > 0:
                 self.process_event.schedule(args=(event_id,), delay=delay)
+            elif self.push is not None:
+                # The message huey.enqueue would store; no enqueue signal is used here.
+                self.push(self.huey.serialize_task(self.process_event.s(event_id)))
             else:
                 self.process_event(event_id)
 
     def close(self) -> None:
         """Release the queue's connections (tests and shutdown)."""
+        if isinstance(self.push, RedisPush):
+            self.push.close()
         pool = getattr(self.huey.storage, "pool", None)
         if pool is not None:
             pool.disconnect()
@@ -116,7 +190,9 @@ def init_app(app: Flask) -> Tasks:
 
     url = app.config["QUEUE_URL"]
     lock = SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
-    tasks = Tasks(huey, process_event_task, sweep_task, lock)
+    storage = huey.storage
+    push = RedisPush(storage.pool, storage.queue_key) if isinstance(storage, RedisStorage) else None
+    tasks = Tasks(huey, process_event_task, sweep_task, lock, push)
     app.extensions["tasks"] = tasks
     return tasks
 

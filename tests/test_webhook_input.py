@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
@@ -131,6 +132,56 @@ def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> No
     r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert _stored(stack) == 2
+
+
+def test_the_intake_queues_past_a_redis_connection_that_was_dropped(
+    make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The intake's own Redis connections: one the server closed is replaced at once."""
+    stack = make_stack()  # no worker: what is queued stays in the queue
+    if not stack.app.config["QUEUE_URL"].startswith("redis"):
+        pytest.skip("the SQLite queue has no connection to drop")
+    import redis
+
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    tasks = stack.app.extensions["tasks"]
+    before = tasks.depth()
+    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    assert first.json()["status"] == "accepted" and tasks.depth() == before + 1
+    admin = redis.Redis.from_url(stack.app.config["QUEUE_URL"])
+    try:
+        # Every client but this one: the intake's idle connection among them.
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        admin.close()
+    second = _good(stack, athlete["id"], object_id=434343)
+    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert tasks.depth() == before + 2  # queued now, not left to the sweep
+    assert "not enqueued" not in caplog.text
+
+
+def test_storage_down_is_a_503_strava_will_retry(
+    make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error is an answer Strava retries, with the reason, never a bare 500."""
+    stack = make_stack()
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    with stack.db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events RENAME TO events_away"))
+    try:
+        r = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    finally:
+        with stack.db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE events_away RENAME TO events"))
+    assert r.status_code == 503 and r.json() == {"error": "storage unavailable, retry later"}
+    assert "could not store webhook event" in caplog.text
+    retried = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    assert retried.json()["status"] == "accepted" and _stored(stack) == 1
 
 
 def test_other_methods_are_not_a_server_error(stack: Stack) -> None:

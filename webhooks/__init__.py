@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
+from psycopg import pq
 from sqlalchemy import DateTime, Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Request
 
 from strava_massage.logfmt import life_line
 from strava_massage.models import utcnow
+from strava_massage.web import SECURITY_HEADERS
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from strava_massage.db import Database
+    from strava_massage.queue import Tasks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
 
+PATH = "/webhooks/strava"
 MAX_BODY_BYTES = 64 * 1024
 OBJECT_TYPES = frozenset({"activity", "athlete"})
 ASPECT_TYPES = frozenset({"create", "update", "delete"})
 
-
-# The common answers, encoded once: jsonify's work per call is a tenth of the intake's.
+# The common answers, encoded once.
 ACCEPTED = b'{"status":"accepted"}\n'
 DUPLICATE = b'{"status":"duplicate"}\n'
 IGNORED = b'{"reason":"unknown athlete","status":"ignored"}\n'
+# What every page gets from web.security_headers, for the answers given outside Flask.
+_HEADERS = [("Content-Type", "application/json"), *SECURITY_HEADERS]
 
 
 class BadEvent(ValueError):
@@ -39,13 +53,13 @@ class BadEvent(ValueError):
 
 
 def _reason(status: int, reason: str) -> tuple[Response, int]:
-    """A short JSON answer."""
+    """A short JSON answer from a Flask view."""
     return jsonify(error=reason), status
 
 
-def _ok(body: bytes) -> tuple[Response, int]:
-    """A 200 with one of the pre-encoded answers."""
-    return Response(body, mimetype="application/json"), 200
+def _error(reason: str) -> bytes:
+    """A short JSON error body, as the Flask views write it."""
+    return json.dumps({"error": reason}, separators=(",", ":")).encode() + b"\n"
 
 
 @bp.get("/strava")
@@ -62,43 +76,72 @@ def handshake() -> tuple[Response, int]:
     return jsonify({"hub.challenge": challenge}), 200
 
 
-@bp.post("/strava")
-def receive() -> tuple[Response, int]:
-    """Validate an event, store it once, queue it, and acknowledge within Strava's 2 s."""
-    if request.mimetype != "application/json":
-        return _reason(415, "content type must be application/json")
-    request.max_content_length = MAX_BODY_BYTES
-    try:
-        event = parse_event(request.get_data(cache=False))
-    except RequestEntityTooLarge:
-        return _reason(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    except BadEvent as e:
-        return _reason(400, str(e))
+class Intake:
+    """WSGI middleware that answers Strava's event POSTs itself; every other request goes on.
 
-    db = current_app.extensions["db"]
-    tasks = current_app.extensions["tasks"]
+    The intake is the service's hottest path and needs none of Flask's machinery (request
+    context, routing, session, CSRF, hooks). Under load that machinery cost more than storing
+    and queueing the event, a quarter of the intake's throughput (benchmarks/README.md), so
+    the POST is read with werkzeug's Request alone. The subscription handshake and any other
+    method on the path still go to the Flask app, like every page.
+    """
+
+    def __init__(self, app: WSGIApplication, db: Database, tasks: Tasks) -> None:
+        self.app = app
+        self.db = db
+        self.tasks = tasks
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer a POST to the webhook path; hand anything else to the app."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH:
+            return self.app(environ, start_response)
+        try:
+            status, body = receive(Request(environ), self.db, self.tasks)
+        except Exception:
+            # The visitor gets the same calm answer as from any view; the log gets the bug.
+            log.exception("unhandled error on POST %s", PATH)
+            status, body = 500, _error("internal error")
+        headers = [*_HEADERS, ("Content-Length", str(len(body)))]
+        start_response(f"{status} {HTTP_STATUS_CODES[status]}", headers)
+        return [body]
+
+
+def receive(req: Request, db: Database, tasks: Tasks) -> tuple[int, bytes]:
+    """Validate an event, store it once, queue it: the status and body to answer with.
+
+    Strava wants the answer within 2 s, and retries anything but a 200.
+    """
+    if req.mimetype != "application/json":
+        return 415, _error("content type must be application/json")
+    req.max_content_length = MAX_BODY_BYTES
+    try:
+        event = parse_event(req.get_data(cache=False))
+    except RequestEntityTooLarge:
+        return 413, _error(f"body larger than {MAX_BODY_BYTES} bytes")
+    except BadEvent as e:
+        return 400, _error(str(e))
+
     try:
         with db.write_lock:
             outcome, event_id = store_event(db.intake, event)
     except SQLAlchemyError:
         log.exception("could not store webhook event")
         # Strava retries a non-200, so the event is not lost.
-        return _reason(503, "storage unavailable, retry later")
+        return 503, _error("storage unavailable, retry later")
     if outcome == "wrong subscription":
-        return _reason(403, "unknown subscription")
+        return 403, _error("unknown subscription")
     if outcome == "unknown athlete":
         # Not ours (or already disconnected): nothing to store, nothing to fetch.
-        return _ok(IGNORED)
-
+        return 200, IGNORED
     if event_id is None:
-        return _ok(DUPLICATE)
+        return 200, DUPLICATE
     _enqueue(tasks, event_id)
     # DEBUG, not INFO: the worker logs every event's outcome, and a second line per event
     # from the web process costs a third of the intake's throughput (benchmarks/README.md).
     if log.isEnabledFor(logging.DEBUG):
         object_ref = f"{event['object_type']}:{event['object_id']}"
         log.debug(life_line("received", event_id, event["owner_id"], object=object_ref))
-    return _ok(ACCEPTED)
+    return 200, ACCEPTED
 
 
 def _enqueue(tasks: Any, event_id: int) -> None:
@@ -182,31 +225,17 @@ _CHECK_SQL = (
 )
 
 
-@dataclass(frozen=True)
-class _Intake:
-    """The intake's statements for one dialect, run on the driver's own connection.
+def _numbered(sql: str) -> bytes:
+    """The statement with PostgreSQL's $1, $2, ... for its ? marks."""
+    first, *rest = sql.split("?")
+    return (first + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))).encode()
 
-    This is the service's hottest path: SQLAlchemy's per-statement machinery costs three times
-    the statements themselves here (benchmarks/README.md). Values are still converted by
-    SQLAlchemy's own type processors, so rows read back exactly as the ORM wrote them.
-    """
 
-    check: str
-    insert: str
-    timestamp: Callable[[Any], Any]
-
-    @classmethod
-    @functools.cache
-    def for_dialect(cls, dialect: Dialect) -> _Intake:
-        """Statements in the driver's parameter style, and the column converters."""
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        json_mark = "?" if dialect.name == "sqlite" else "%s::json"
-        convert = DateTime(timezone=True).bind_processor(dialect)
-        return cls(
-            check=_CHECK_SQL.replace("?", mark),
-            insert=_INSERT_SQL.replace("?", mark).format(json=json_mark),
-            timestamp=convert or (lambda value: value),
-        )
+_SQLITE_INSERT = _INSERT_SQL.format(json="?")
+_PG_INSERT = _numbered(_INSERT_SQL.format(json="?::json"))
+_PG_CHECK = _numbered(_CHECK_SQL)
+# Names of the intake's prepared statements on each of its PostgreSQL connections.
+_PG_STATEMENTS = ((b"legwork_intake_insert", _PG_INSERT), (b"legwork_intake_check", _PG_CHECK))
 
 
 def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
@@ -214,23 +243,32 @@ def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]
 
     The subscription is read each time, so a new one takes effect without a restart.
     Returns an outcome ("stored", "duplicate", "wrong subscription", "unknown athlete") and
-    the new row's id when stored. On an engine without a ping (PostgreSQL's intake), a
-    connection the server dropped is replaced and the statement tried once more: it is
-    idempotent through the dedupe key.
+    the new row's id when stored. On PostgreSQL (its intake has no ping), a connection the
+    server dropped is replaced and the statement tried once more: it is idempotent through the
+    dedupe key.
     """
+    store = _store_postgres if engine.dialect.name == "postgresql" else _store_sqlite
+    values = _values(event)
     try:
-        return _store(engine, event)
+        found = store(engine, values, event["owner_id"])
     except DBAPIError as e:
         if not e.connection_invalidated:
             raise
-        return _store(engine, event)
+        found = store(engine, values, event["owner_id"])
+    row_id, subscription_id, known = found
+    if row_id is not None:
+        return "stored", row_id
+    if subscription_id is not None and event["subscription_id"] != subscription_id:
+        return "wrong subscription", None
+    if not known:
+        return "unknown athlete", None
+    return "duplicate", None
 
 
-def _store(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
-    """One attempt of store_event, on one pooled connection."""
-    sql = _Intake.for_dialect(engine.dialect)
-    now = sql.timestamp(utcnow())
-    values = (
+def _values(event: dict[str, Any]) -> tuple[Any, ...]:
+    """The insert's parameters, in order."""
+    now = utcnow()
+    return (
         dedupe_key(event),
         event["object_type"],
         event["object_id"],
@@ -243,39 +281,95 @@ def _store(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
         event["owner_id"],
         event["subscription_id"],
     )
+
+
+# What a store attempt found: the new row's id, else the subscription and whether the owner
+# is known (read only when nothing was stored).
+_Found = tuple[int | None, int | None, bool]
+
+
+def _store_sqlite(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _Found:
+    """One attempt on SQLite, on the driver's own connection.
+
+    SQLAlchemy's per-statement machinery cost three times the statements themselves on this
+    path (benchmarks/README.md); the timestamps still go through its type processor, so rows
+    read back exactly as the ORM wrote them.
+    """
+    stamp = _timestamp(engine.dialect)
+    params = (*values[:7], stamp(values[7]), stamp(values[8]), *values[9:])
     conn = engine.raw_connection()
-    cur = None  # for the disconnect check, should the cursor itself fail to open
     try:
         cur = conn.cursor()
-        cur.execute(sql.insert, values)
-        row: tuple[int] | None = cur.fetchone()
+        cur.execute(_SQLITE_INSERT, params)
+        row = cur.fetchone()
+        subscription_id, known = None, True
         if row is None:
-            cur.execute(sql.check, (event["owner_id"],))
+            cur.execute(_CHECK_SQL, (owner_id,))
             subscription_id, known = cur.fetchone() or (None, False)
         conn.commit()
-    except engine.dialect.loaded_dbapi.Error as e:
-        # The pool must not hand out a connection the server has closed: say so, and drop it.
-        disconnect = engine.dialect.is_disconnect(e, conn.dbapi_connection, cur)
-        if disconnect:
-            conn.invalidate(e)
-        else:
-            conn.rollback()
-        raise DBAPIError.instance(
-            sql.insert, values, e, engine.dialect.loaded_dbapi.Error,
-            connection_invalidated=disconnect, dialect=engine.dialect,
-        ) from e  # fmt: skip
+    except sqlite3.Error as e:
+        conn.rollback()
+        # As SQLAlchemy would raise it, so callers handle one kind of database error.
+        raise DBAPIError.instance(_SQLITE_INSERT, params, e, sqlite3.Error) from e
     except BaseException:
         conn.rollback()
         raise
     finally:
         conn.close()  # back to the pool
-    if row is not None:
-        return "stored", int(row[0])
-    if subscription_id is not None and event["subscription_id"] != subscription_id:
-        return "wrong subscription", None
-    if not known:
-        return "unknown athlete", None
-    return "duplicate", None
+    return (int(row[0]) if row else None), subscription_id, bool(known)
+
+
+@functools.cache
+def _timestamp(dialect: Dialect) -> Callable[[Any], Any]:
+    """SQLAlchemy's converter for a timezone-aware DateTime on this dialect."""
+    return DateTime(timezone=True).bind_processor(dialect) or (lambda value: value)
+
+
+def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _Found:
+    """One attempt on PostgreSQL: libpq's prepared statements, through psycopg's pq layer.
+
+    psycopg's cursor drives the protocol in Python and wakes three times a statement; libpq's
+    exec_prepared sends, waits and reads in C with the GIL released. Under eight request
+    threads that was a tenth of the intake's throughput (benchmarks/README.md). The intake's
+    engine is in autocommit mode: the insert is its own durable transaction.
+    """
+    # libpq takes every parameter as text; PostgreSQL parses ISO timestamps with their offset.
+    params = [
+        value.isoformat().encode() if isinstance(value, dt.datetime) else str(value).encode()
+        for value in values
+    ]
+    conn = engine.raw_connection()
+    dbapi: psycopg.Connection[Any] = conn.dbapi_connection  # type: ignore[assignment]
+    pgconn = dbapi.pgconn
+    try:
+        if "intake_prepared" not in conn.info:
+            for name, sql in _PG_STATEMENTS:
+                _check(dbapi, pgconn.prepare(name, sql))
+            conn.info["intake_prepared"] = True
+        result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
+        if result.ntuples:
+            return int(result.get_value(0, 0) or 0), None, True
+        check = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[1][0], [params[9]]))
+        subscription = check.get_value(0, 0)
+        return None, (int(subscription) if subscription else None), check.get_value(0, 1) == b"t"
+    except psycopg.Error as e:
+        # The pool must not hand out a connection the server has closed: say so, and drop it.
+        disconnect = pgconn.status == pq.ConnStatus.BAD
+        if disconnect:
+            conn.invalidate(e)
+        raise DBAPIError.instance(
+            _PG_INSERT.decode(), values, e, psycopg.Error, connection_invalidated=disconnect,
+            dialect=engine.dialect,
+        ) from e  # fmt: skip
+    finally:
+        conn.close()  # back to the pool
+
+
+def _check(dbapi: psycopg.Connection[Any], result: pq.abc.PGresult) -> pq.abc.PGresult:
+    """The result, or psycopg's own exception for the error it reports."""
+    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        return result
+    raise psycopg.errors.error_from_result(result, encoding=dbapi.info.encoding)
 
 
 @bp.errorhandler(HTTPException)
