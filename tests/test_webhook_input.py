@@ -134,6 +134,25 @@ def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> No
     assert _stored(stack) == 2
 
 
+def test_the_intake_prepares_again_after_its_statements_were_discarded(stack: Stack) -> None:
+    """A pooler's DISCARD ALL drops the intake's prepared statements: it prepares them again."""
+    if stack.db.dialect != "postgresql":
+        pytest.skip("SQLite's intake prepares nothing on a server")
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    assert first.json()["status"] == "accepted"
+    pooled = stack.db.intake.raw_connection()  # the connection that request used, now idle
+    try:
+        pooled.dbapi_connection.execute("DEALLOCATE ALL")
+    finally:
+        pooled.close()
+    second = _good(stack, athlete["id"], object_id=434343)
+    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert _stored(stack) == 2
+
+
 def test_the_intake_queues_past_a_redis_connection_that_was_dropped(
     make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
 ) -> None:

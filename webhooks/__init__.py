@@ -343,10 +343,14 @@ def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _
     pgconn = dbapi.pgconn
     try:
         if "intake_prepared" not in conn.info:
-            for name, sql in _PG_STATEMENTS:
-                _check(dbapi, pgconn.prepare(name, sql))
+            _prepare(dbapi)
             conn.info["intake_prepared"] = True
-        result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
+        try:
+            result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
+        except psycopg.errors.InvalidSqlStatementName:
+            # Something ran DISCARD ALL or DEALLOCATE ALL on this connection (a pooler, say).
+            _prepare(dbapi)
+            result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
         if result.ntuples:
             return int(result.get_value(0, 0) or 0), None, True
         check = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[1][0], [params[9]]))
@@ -363,6 +367,12 @@ def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _
         ) from e  # fmt: skip
     finally:
         conn.close()  # back to the pool
+
+
+def _prepare(dbapi: psycopg.Connection[Any]) -> None:
+    """Prepare the intake's statements on this connection."""
+    for name, sql in _PG_STATEMENTS:
+        _check(dbapi, dbapi.pgconn.prepare(name, sql))
 
 
 def _check(dbapi: psycopg.Connection[Any], result: pq.abc.PGresult) -> pq.abc.PGresult:
