@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +138,7 @@ class Tasks:
     sweep: Any
     write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
     # On Redis: the fast path for an immediate task (huey's own enqueue otherwise).
-    push: Callable[[bytes], None] | None = None
+    push: RedisPush | None = None
 
     def enqueue(self, event_id: int, delay: float = 0) -> None:
         """Queue processing of a stored event, now or after `delay` seconds."""
@@ -154,7 +153,7 @@ class Tasks:
 
     def close(self) -> None:
         """Release the queue's connections (tests and shutdown)."""
-        if isinstance(self.push, RedisPush):
+        if self.push is not None:
             self.push.close()
         pool = getattr(self.huey.storage, "pool", None)
         if pool is not None:

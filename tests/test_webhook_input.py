@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import text
 
 from .conftest import Stack
@@ -87,7 +89,7 @@ def test_bad_fields(stack: Stack, changes: dict[str, object], status: int) -> No
 
 
 def test_unknown_owner_gets_a_harmless_200(stack: Stack) -> None:
-    r = stack.sim.post_raw(json.dumps(_good(stack, 5555)).encode(), JSON_HEADERS)
+    r = _post(stack, 5555)
     assert r.status_code == 200 and r.json()["status"] == "ignored"
     assert _stored(stack) == 0
 
@@ -95,7 +97,7 @@ def test_unknown_owner_gets_a_harmless_200(stack: Stack) -> None:
 def test_a_good_event_is_stored(stack: Stack) -> None:
     athlete = stack.sim.create_athlete()
     stack.connect(athlete["id"])
-    r = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    r = _post(stack, athlete["id"])
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert _stored(stack) == 1
 
@@ -106,8 +108,7 @@ def test_a_retry_is_a_duplicate_and_a_foreign_subscription_is_refused(stack: Sta
     body = json.dumps(_good(stack, athlete["id"])).encode()
     answers = [stack.sim.post_raw(body, JSON_HEADERS).json()["status"] for _ in range(2)]
     assert answers == ["accepted", "duplicate"]
-    foreign = _good(stack, athlete["id"], object_id=5151, subscription_id=999_999)
-    r = stack.sim.post_raw(json.dumps(foreign).encode(), JSON_HEADERS)
+    r = _post(stack, athlete["id"], object_id=5151, subscription_id=999_999)
     assert r.status_code == 403 and r.json()["error"] == "unknown subscription"
     assert _stored(stack) == 1
 
@@ -116,10 +117,7 @@ def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> No
     """PostgreSQL's intake skips the pool's ping: a dropped connection costs a retry, not a 503."""
     if stack.db.dialect != "postgresql":
         pytest.skip("SQLite has no server to drop a connection")
-    athlete = stack.sim.create_athlete()
-    stack.connect(athlete["id"])
-    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
-    assert first.json()["status"] == "accepted"
+    athlete = _one_event_accepted(stack)
     with stack.db.engine.connect() as conn:
         ended = conn.execute(
             text(
@@ -128,8 +126,7 @@ def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> No
             )
         ).scalar()
     assert ended  # at least the intake's pooled connection
-    second = _good(stack, athlete["id"], object_id=434343)
-    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    r = _post(stack, athlete["id"], object_id=434343)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert _stored(stack) == 2
 
@@ -138,17 +135,13 @@ def test_the_intake_prepares_again_after_its_statements_were_discarded(stack: St
     """A pooler's DISCARD ALL drops the intake's prepared statements: it prepares them again."""
     if stack.db.dialect != "postgresql":
         pytest.skip("SQLite's intake prepares nothing on a server")
-    athlete = stack.sim.create_athlete()
-    stack.connect(athlete["id"])
-    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
-    assert first.json()["status"] == "accepted"
+    athlete = _one_event_accepted(stack)
     pooled = stack.db.intake.raw_connection()  # the connection that request used, now idle
     try:
         pooled.dbapi_connection.execute("DEALLOCATE ALL")
     finally:
         pooled.close()
-    second = _good(stack, athlete["id"], object_id=434343)
-    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    r = _post(stack, athlete["id"], object_id=434343)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert _stored(stack) == 2
 
@@ -167,7 +160,7 @@ def test_the_intake_queues_past_a_redis_connection_that_was_dropped(
     stack.connect(athlete["id"])
     tasks = stack.app.extensions["tasks"]
     before = tasks.depth()
-    first = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    first = _post(stack, athlete["id"])
     assert first.json()["status"] == "accepted" and tasks.depth() == before + 1
     admin = redis.Redis.from_url(stack.app.config["QUEUE_URL"])
     try:
@@ -175,8 +168,7 @@ def test_the_intake_queues_past_a_redis_connection_that_was_dropped(
         assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
     finally:
         admin.close()
-    second = _good(stack, athlete["id"], object_id=434343)
-    r = stack.sim.post_raw(json.dumps(second).encode(), JSON_HEADERS)
+    r = _post(stack, athlete["id"], object_id=434343)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert tasks.depth() == before + 2  # queued now, not left to the sweep
     assert "not enqueued" not in caplog.text
@@ -193,22 +185,33 @@ def test_storage_down_is_a_503_strava_will_retry(
     with stack.db.engine.begin() as conn:
         conn.execute(text("ALTER TABLE events RENAME TO events_away"))
     try:
-        r = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+        r = _post(stack, athlete["id"])
     finally:
         with stack.db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE events_away RENAME TO events"))
     assert r.status_code == 503 and r.json() == {"error": "storage unavailable, retry later"}
     assert "could not store webhook event" in caplog.text
-    retried = stack.sim.post_raw(json.dumps(_good(stack, athlete["id"])).encode(), JSON_HEADERS)
+    retried = _post(stack, athlete["id"])
     assert retried.json()["status"] == "accepted" and _stored(stack) == 1
 
 
 def test_other_methods_are_not_a_server_error(stack: Stack) -> None:
-    import requests
-
     for method in ("PUT", "DELETE", "PATCH"):
         r = requests.request(method, stack.url + "/webhooks/strava")
         assert r.status_code == 405
+
+
+def _post(stack: Stack, owner: int, **changes: object) -> requests.Response:
+    """POST a good event of `owner`'s (with `changes`), as Strava would."""
+    return stack.sim.post_raw(json.dumps(_good(stack, owner, **changes)).encode(), JSON_HEADERS)
+
+
+def _one_event_accepted(stack: Stack) -> dict[str, Any]:
+    """A connected runner whose first event the intake accepted."""
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    assert _post(stack, athlete["id"]).json()["status"] == "accepted"
+    return athlete
 
 
 def _stored(stack: Stack) -> int:

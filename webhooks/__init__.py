@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -234,8 +233,9 @@ def _numbered(sql: str) -> bytes:
 _SQLITE_INSERT = _INSERT_SQL.format(json="?")
 _PG_INSERT = _numbered(_INSERT_SQL.format(json="?::json"))
 _PG_CHECK = _numbered(_CHECK_SQL)
-# Names of the intake's prepared statements on each of its PostgreSQL connections.
-_PG_STATEMENTS = ((b"legwork_intake_insert", _PG_INSERT), (b"legwork_intake_check", _PG_CHECK))
+# The intake's prepared statements on each of its PostgreSQL connections, by name.
+_PG_INSERT_NAME = b"legwork_intake_insert"
+_PG_CHECK_NAME = b"legwork_intake_check"
 
 
 def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]:
@@ -248,13 +248,12 @@ def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]
     dedupe key.
     """
     store = _store_postgres if engine.dialect.name == "postgresql" else _store_sqlite
-    values = _values(event)
     try:
-        found = store(engine, values, event["owner_id"])
+        found = store(engine, event)
     except DBAPIError as e:
         if not e.connection_invalidated:
             raise
-        found = store(engine, values, event["owner_id"])
+        found = store(engine, event)
     row_id, subscription_id, known = found
     if row_id is not None:
         return "stored", row_id
@@ -265,9 +264,8 @@ def store_event(engine: Engine, event: dict[str, Any]) -> tuple[str, int | None]
     return "duplicate", None
 
 
-def _values(event: dict[str, Any]) -> tuple[Any, ...]:
-    """The insert's parameters, in order."""
-    now = utcnow()
+def _values(event: dict[str, Any], now: Any) -> tuple[Any, ...]:
+    """The insert's parameters, in order, with `now` already in the driver's form."""
     return (
         dedupe_key(event),
         event["object_type"],
@@ -288,15 +286,14 @@ def _values(event: dict[str, Any]) -> tuple[Any, ...]:
 _Found = tuple[int | None, int | None, bool]
 
 
-def _store_sqlite(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _Found:
+def _store_sqlite(engine: Engine, event: dict[str, Any]) -> _Found:
     """One attempt on SQLite, on the driver's own connection.
 
     SQLAlchemy's per-statement machinery cost three times the statements themselves on this
     path (benchmarks/README.md); the timestamps still go through its type processor, so rows
     read back exactly as the ORM wrote them.
     """
-    stamp = _timestamp(engine.dialect)
-    params = (*values[:7], stamp(values[7]), stamp(values[8]), *values[9:])
+    params = _values(event, _timestamp(engine.dialect)(utcnow()))
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
@@ -304,7 +301,7 @@ def _store_sqlite(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _Fo
         row = cur.fetchone()
         subscription_id, known = None, True
         if row is None:
-            cur.execute(_CHECK_SQL, (owner_id,))
+            cur.execute(_CHECK_SQL, (event["owner_id"],))
             subscription_id, known = cur.fetchone() or (None, False)
         conn.commit()
     except sqlite3.Error as e:
@@ -325,7 +322,7 @@ def _timestamp(dialect: Dialect) -> Callable[[Any], Any]:
     return DateTime(timezone=True).bind_processor(dialect) or (lambda value: value)
 
 
-def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _Found:
+def _store_postgres(engine: Engine, event: dict[str, Any]) -> _Found:
     """One attempt on PostgreSQL: libpq's prepared statements, through psycopg's pq layer.
 
     psycopg's cursor drives the protocol in Python and wakes three times a statement; libpq's
@@ -334,10 +331,8 @@ def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _
     engine is in autocommit mode: the insert is its own durable transaction.
     """
     # libpq takes every parameter as text; PostgreSQL parses ISO timestamps with their offset.
-    params = [
-        value.isoformat().encode() if isinstance(value, dt.datetime) else str(value).encode()
-        for value in values
-    ]
+    values = _values(event, utcnow().isoformat())
+    params = [str(value).encode() for value in values]
     conn = engine.raw_connection()
     dbapi: psycopg.Connection[Any] = conn.dbapi_connection  # type: ignore[assignment]
     pgconn = dbapi.pgconn
@@ -346,14 +341,15 @@ def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _
             _prepare(dbapi)
             conn.info["intake_prepared"] = True
         try:
-            result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
+            result = _check(dbapi, pgconn.exec_prepared(_PG_INSERT_NAME, params))
         except psycopg.errors.InvalidSqlStatementName:
             # Something ran DISCARD ALL or DEALLOCATE ALL on this connection (a pooler, say).
             _prepare(dbapi)
-            result = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[0][0], params))
+            result = _check(dbapi, pgconn.exec_prepared(_PG_INSERT_NAME, params))
         if result.ntuples:
             return int(result.get_value(0, 0) or 0), None, True
-        check = _check(dbapi, pgconn.exec_prepared(_PG_STATEMENTS[1][0], [params[9]]))
+        owner = str(event["owner_id"]).encode()
+        check = _check(dbapi, pgconn.exec_prepared(_PG_CHECK_NAME, [owner]))
         subscription = check.get_value(0, 0)
         return None, (int(subscription) if subscription else None), check.get_value(0, 1) == b"t"
     except psycopg.Error as e:
@@ -371,7 +367,7 @@ def _store_postgres(engine: Engine, values: tuple[Any, ...], owner_id: int) -> _
 
 def _prepare(dbapi: psycopg.Connection[Any]) -> None:
     """Prepare the intake's statements on this connection."""
-    for name, sql in _PG_STATEMENTS:
+    for name, sql in ((_PG_INSERT_NAME, _PG_INSERT), (_PG_CHECK_NAME, _PG_CHECK)):
         _check(dbapi, dbapi.pgconn.prepare(name, sql))
 
 
