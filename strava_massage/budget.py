@@ -9,60 +9,83 @@ what Strava counted (other processes of the app, rejected requests), never lower
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from strava_massage.db import Database
-from strava_massage.models import RateBudget, table_of
+from strava_massage.models import RateBudget, one_of, table_of
 from strava_massage.strava import RateLimited, RateStatus, seconds_until_reset
 
 DAY = 86400
 SHORT, DAILY = "short", "daily"
 
-# Built once with bound parameters: they run for every call to Strava.
+# Built once per set of buckets, with bound parameters: they run for every call to Strava.
+# Each statement covers the rows of its buckets, each moving to its own window number.
 _ROW = table_of(RateBudget)
-_FRESH = _ROW.c.window_index < bindparam("window")  # the row still counts an old window
-_IN_WINDOW = (_ROW.c.bucket == bindparam("b"), _ROW.c.window_index <= bindparam("window"))
-# Take `calls` if the total stays within `ceiling` tenths of the limit.
-_RESERVE = (
-    update(_ROW)
-    .where(
-        *_IN_WINDOW,
-        (case((_FRESH, 0), else_=_ROW.c.used) + bindparam("calls")) * 10
-        <= _ROW.c.allowed * bindparam("ceiling"),
+_WINDOW = case((_ROW.c.bucket == SHORT, bindparam("short_window")), else_=bindparam("daily_window"))
+_FRESH = _ROW.c.window_index < _WINDOW  # the row still counts an old window
+_TAKEN = (_ROW.c.bucket, _ROW.c.used, _ROW.c.allowed)
+Buckets = tuple[str, ...]
+
+
+def _in_window(buckets: Buckets) -> tuple[Any, Any]:
+    """The buckets' rows, unless one already counts a later window."""
+    return one_of(_ROW.c.bucket, buckets), _ROW.c.window_index <= _WINDOW
+
+
+@cache
+def _reserve(buckets: Buckets) -> Any:
+    """Take `calls` from each row whose total stays within `ceiling` tenths of its limit."""
+    return (
+        update(_ROW)
+        .where(
+            *_in_window(buckets),
+            (case((_FRESH, 0), else_=_ROW.c.used) + bindparam("calls")) * 10
+            <= _ROW.c.allowed * bindparam("ceiling"),
+        )
+        .values(
+            window_index=_WINDOW,
+            used=case((_FRESH, bindparam("calls")), else_=_ROW.c.used + bindparam("calls")),
+        )
+        .returning(*_TAKEN)
     )
-    .values(
-        window_index=bindparam("window"),
-        used=case((_FRESH, bindparam("calls")), else_=_ROW.c.used + bindparam("calls")),
+
+
+@cache
+def _observe(buckets: Buckets) -> Any:
+    """Raise the usage to what Strava counted (never lower it), and take Strava's limit."""
+    return (
+        update(_ROW)
+        .where(*_in_window(buckets))
+        .values(
+            window_index=_WINDOW,
+            allowed=bindparam("limit"),
+            used=case(
+                (_FRESH | (_ROW.c.used < bindparam("usage")), bindparam("usage")),
+                else_=_ROW.c.used,
+            ),
+        )
+        .returning(*_TAKEN)
     )
-    .returning(_ROW.c.used, _ROW.c.allowed)
-)
-# Raise the usage to what Strava counted (never lower it), and take Strava's limit.
-_OBSERVE = (
-    update(_ROW)
-    .where(*_IN_WINDOW)
-    .values(
-        window_index=bindparam("window"),
-        allowed=bindparam("limit"),
-        used=case(
-            (_FRESH | (_ROW.c.used < bindparam("usage")), bindparam("usage")),
-            else_=_ROW.c.used,
-        ),
+
+
+@cache
+def _refund(buckets: Buckets) -> Any:
+    """Give `calls` back to each row, in the window it was taken from."""
+    return (
+        update(_ROW)
+        .where(
+            one_of(_ROW.c.bucket, buckets),
+            _ROW.c.window_index == _WINDOW,
+            _ROW.c.used >= bindparam("calls"),
+        )
+        .values(used=_ROW.c.used - bindparam("calls"))
     )
-    .returning(_ROW.c.used, _ROW.c.allowed)
-)
-_REFUND = (
-    update(_ROW)
-    .where(
-        _ROW.c.bucket == bindparam("b"),
-        _ROW.c.window_index == bindparam("window"),
-        _ROW.c.used >= bindparam("calls"),
-    )
-    .values(used=_ROW.c.used - bindparam("calls"))
-)
 
 
 class Budget:
@@ -96,52 +119,67 @@ class Budget:
         """
         ceiling = 9 if spare else 10  # tenths of the limit this reservation may reach
         now = self.clock()
+        windows = self._windows(now)
+        with self._connection() as conn:
+            params = {"calls": calls, "ceiling": ceiling}
+            taken = self._update(conn, _reserve, windows, (SHORT, DAILY), params)
+            full = [bucket for bucket in (SHORT, DAILY) if bucket not in taken]
+            if full:
+                if taken:  # the other window had room: give its share back
+                    conn.execute(_refund(tuple(taken)), {**_window_params(windows), "calls": calls})
+                daily = full[-1] == DAILY  # the later reset, when both are full
+                raise RateLimited(seconds_until_reset(now, self.window_seconds, daily=daily))
+        for bucket, known in taken.items():
+            self._known[bucket] = (windows[bucket], *known)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A jobs connection whose statements commit on their own.
+
+        Each statement here is complete by itself, and every call to Strava pays for these
+        round trips: no BEGIN and COMMIT around them.
+        """
         with self.db.write_lock, self.db.jobs.connect() as conn:
-            for bucket, window in self._windows(now).items():
-                taken = self._update(
-                    conn, _RESERVE, bucket, window, {"calls": calls, "ceiling": ceiling}
-                )
-                if taken is not None:
-                    self._known[bucket] = (window, *taken)
-                else:
-                    conn.rollback()
-                    raise RateLimited(
-                        seconds_until_reset(now, self.window_seconds, daily=bucket == DAILY)
-                    )
-            conn.commit()
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _update(
-        self, conn: Connection, statement: Any, bucket: str, window: int, params: dict[str, Any]
-    ) -> tuple[int, int] | None:
-        """One UPDATE of a bucket's row, moved to `window`; (used, allowed) after it, or None.
+        self,
+        conn: Connection,
+        statement: Callable[[Buckets], Any],
+        windows: dict[str, int],
+        buckets: Buckets,
+        params: dict[str, Any],
+    ) -> dict[str, tuple[int, int]]:
+        """One UPDATE of the buckets' rows, each moved to its window; {bucket: (used, allowed)}
+        for the rows it changed.
 
-        Moving to a new window and counting in it is a single statement, since every call
-        to Strava pays for these round trips. The row is created on first use.
+        Moving to a new window and counting in it is a single statement. A row is created on
+        first use, and the statement run again for it.
         """
+        changed: dict[str, tuple[int, int]] = {}
+        todo = list(buckets)
         for _ in range(2):
-            row = conn.execute(statement, {"b": bucket, "window": window, **params}).first()
-            if row is not None:
-                return row.used, row.allowed
-            if conn.scalar(select(_ROW.c.bucket).where(_ROW.c.bucket == bucket)) is not None:
-                return None
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(RateBudget).values(
-                            bucket=bucket, window_index=window, used=0, allowed=self.limits[bucket]
-                        )
-                    )
-            except IntegrityError:
-                pass  # another worker created it first
-        return None
+            rows = conn.execute(statement(tuple(todo)), {**_window_params(windows), **params})
+            changed.update((row.bucket, (row.used, row.allowed)) for row in rows)
+            todo = [bucket for bucket in todo if bucket not in changed]
+            if not todo or not self._create(conn, windows, todo):
+                break
+        return changed
+
+    def _create(self, conn: Connection, windows: dict[str, int], buckets: list[str]) -> bool:
+        """Create the rows of buckets never used yet; whether any was missing."""
+        missing = set(buckets) - set(conn.scalars(select(_ROW.c.bucket)))
+        for bucket in missing:
+            row = {"bucket": bucket, "window_index": windows[bucket], "used": 0}
+            with suppress(IntegrityError):  # another worker created it first
+                conn.execute(insert(RateBudget).values(**row, allowed=self.limits[bucket]))
+        return bool(missing)
 
     def refund(self, calls: int = 1) -> None:
         """Give back requests reserved but not made (the PUT a non-run never needed)."""
         windows = self._windows(self.clock())
-        with self.db.write_lock, self.db.jobs.connect() as conn:
-            for bucket, window in windows.items():
-                conn.execute(_REFUND, {"b": bucket, "window": window, "calls": calls})
-            conn.commit()
+        with self._connection() as conn:
+            conn.execute(_refund((SHORT, DAILY)), {**_window_params(windows), "calls": calls})
 
     def observe(self, status: RateStatus) -> None:
         """Raise the stored usage to what Strava reports, and take its limits."""
@@ -155,13 +193,12 @@ class Budget:
                 news[bucket] = (limit, usage)
         if not news:
             return
-        with self.db.write_lock, self.db.jobs.connect() as conn:
+        with self._connection() as conn:
             for bucket, (limit, usage) in news.items():
                 params = {"limit": limit, "usage": usage}
-                known = self._update(conn, _OBSERVE, bucket, windows[bucket], params)
-                if known is not None:
-                    self._known[bucket] = (windows[bucket], *known)
-            conn.commit()
+                known = self._update(conn, _observe, windows, (bucket,), params)
+                if bucket in known:
+                    self._known[bucket] = (windows[bucket], *known[bucket])
 
     def remaining(self) -> dict[str, int]:
         """Requests left in the current short and daily windows (for /metrics)."""
@@ -176,6 +213,11 @@ class Budget:
             else:
                 out[bucket] = max(row.allowed - row.used, 0)
         return out
+
+
+def _window_params(windows: dict[str, int]) -> dict[str, int]:
+    """The bound parameters that move each row to its window."""
+    return {"short_window": windows[SHORT], "daily_window": windows[DAILY]}
 
 
 def _binding(status: RateStatus, index: int) -> tuple[int, int]:

@@ -292,8 +292,8 @@ def roster(session: Session, clinic: Clinic, now: dt.datetime | None = None) -> 
     rows = []
     for athlete in _sharing_runners(session, clinic):
         today = runner_today(athlete, now)
-        last = ledger.last_massage(session, athlete.id, today)
-        totals = ledger.totals(session, athlete, today, last)
+        totals = ledger.totals(session, athlete, today)
+        last = totals.last_massage
         days = (today - ledger.massage_anchor(athlete, last)).days
         units = athlete.effective_units
         settings = runner_settings(athlete, clinic=clinic)

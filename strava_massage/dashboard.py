@@ -99,15 +99,15 @@ def load(
     session: Session, athlete: Athlete, today: dt.date, before_note: int | None = None
 ) -> Dashboard:
     """The dashboard for `today`: totals, 16 weeks, a page of notes."""
-    last = ledger.last_massage(session, athlete.id, today)
+    totals = ledger.totals(session, athlete, today)
     runs = session.scalar(select(func.count()).where(Activity.athlete_id == athlete.id)) or 0
     notes, older = notes_page(session, athlete.id, before_note)
     # The chart's line is the threshold the runner's notes use, a clinic's if it changed it.
     settings = runner_settings(athlete, clinic=clinic_of(session, athlete))
     return Dashboard(
         today=today,
-        totals=ledger.totals(session, athlete, today, last),
-        last_massage=last,
+        totals=totals,
+        last_massage=totals.last_massage,
         runs=runs,
         weeks=weekly(session, athlete.id, today),
         threshold_m=settings.high_volume_m(athlete.effective_units),

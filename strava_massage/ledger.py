@@ -28,6 +28,7 @@ class Totals:
     rolling7_m: float
     rolling28_m: float
     since_massage_m: float
+    last_massage: dt.date | None  # the latest logged session on or before the day
 
 
 _UPSERTS: dict[str, Any] = {}
@@ -51,25 +52,25 @@ def _dialect(session: Executor) -> str:
     return (session.get_bind() if isinstance(session, Session) else session).dialect.name
 
 
-def upsert_run(session: Executor, info: ActivityInfo) -> None:
+def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
     """Record a run keyed by its id; a second call overwrites, so totals never double.
 
     A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
-    store the same run at the same moment.
+    store the same run at the same moment. Returns the row as written (detached).
     """
-    stmt = _upsert_statement(_dialect(session))
-    session.execute(
-        stmt,
-        {
-            "id": info.id,
-            "athlete_id": info.athlete_id,
-            "local_date": info.start_date_local.date(),
-            "distance_m": info.distance_m,
-            "moving_time_s": info.moving_time_s,
-            "sport_type": info.sport_type,
-            "workout_type": info.workout_type,
-        },
+    run = Activity(
+        id=info.id,
+        athlete_id=info.athlete_id,
+        local_date=info.start_date_local.date(),
+        distance_m=info.distance_m,
+        moving_time_s=info.moving_time_s,
+        sport_type=info.sport_type,
+        workout_type=info.workout_type,
     )
+    session.execute(
+        _upsert_statement(_dialect(session)), {c: getattr(run, c) for c in ("id", *_RUN_COLUMNS)}
+    )
+    return run
 
 
 _REMOVE = delete(table_of(Activity)).where(Activity.id == bindparam("activity_id"))
@@ -87,16 +88,17 @@ def week_start(day: dt.date) -> dt.date:
 
 
 # The queries below run for every note, so each is built once with bound parameters: building
-# the expression per call cost more than running it.
-_LAST_MASSAGE = select(func.max(MassageSession.on)).where(
-    MassageSession.athlete_id == bindparam("athlete_id"),
-    MassageSession.on <= bindparam("day", type_=Date),
+# the expression per call cost more than running it. On PostgreSQL each statement is a round
+# trip, the largest part of a note's cost, so the totals and the dates around them are read by
+# one statement (scalar subqueries beside the window sums).
+_LAST_MASSAGE = (
+    select(func.max(MassageSession.on))
+    .where(
+        MassageSession.athlete_id == bindparam("athlete_id"),
+        MassageSession.on <= bindparam("day", type_=Date),
+    )
+    .scalar_subquery()
 )
-
-
-def last_massage(session: Executor, athlete_id: int, day: dt.date) -> dt.date | None:
-    """The runner's latest logged massage on or before `day` (a booked future one not yet)."""
-    return session.scalar(_LAST_MASSAGE, {"athlete_id": athlete_id, "day": day})
 
 
 def massage_anchor(athlete: Athlete, last: dt.date | None) -> dt.date:
@@ -111,35 +113,39 @@ def _window(lo: str, hi: str) -> Any:
     return func.coalesce(func.sum(case((inside, Activity.distance_m), else_=0.0)), 0.0)
 
 
-# Built once: a run's totals are asked for on every note, and building the expression cost more
-# than running it.
+# The runs again, under another name: a subquery on the outer statement's table would be
+# correlated with its rows instead of reading the runner's own.
+_RUNS = table_of(Activity).alias("runs")
+_AFTER = func.coalesce(_LAST_MASSAGE, bindparam("before_connect", type_=Date))
+# Apart from the windows, and without CASEs: the last massage may be years back, and this is
+# the one sum that reads that far. A session logged on a day counts that day's runs as before
+# it; without a session, runs from the connect day on count ("before_connect" is the day before).
+_SINCE = (
+    select(func.coalesce(func.sum(_RUNS.c.distance_m), 0.0))
+    .where(
+        _RUNS.c.athlete_id == bindparam("athlete_id"),
+        _RUNS.c.local_date > func.coalesce(_LAST_MASSAGE, bindparam("before_connect", type_=Date)),
+        _RUNS.c.local_date <= bindparam("day", type_=Date),
+    )
+    .scalar_subquery()
+)
 _TOTALS = select(
     _window("week0", "week1"),
     _window("month0", "day"),
     _window("year0", "day"),
     _window("r7", "day"),
     _window("r28", "day"),
+    _SINCE,
+    _LAST_MASSAGE,
 ).where(
     Activity.athlete_id == bindparam("athlete_id"),
     Activity.local_date >= bindparam("lowest", type_=Date),
     Activity.local_date <= bindparam("week1", type_=Date),
 )
-# Apart, and without CASEs: the last massage may be years back, and this is the one sum that
-# reads that far.
-_SINCE = select(func.coalesce(func.sum(Activity.distance_m), 0.0)).where(
-    Activity.athlete_id == bindparam("athlete_id"),
-    Activity.local_date >= bindparam("massage0", type_=Date),
-    Activity.local_date <= bindparam("day", type_=Date),
-)
 
 
-def totals(
-    session: Executor, athlete: Athlete, day: dt.date, last: dt.date | None = None
-) -> Totals:
-    """All totals for the week, month, year and windows around `day`, in two indexed queries.
-
-    `last` is the latest massage on or before `day` (see `last_massage`).
-    """
+def _totals_params(athlete: Athlete, day: dt.date) -> dict[str, Any]:
+    """The bound dates of the totals statement for `day`."""
     week0 = week_start(day)
     dates = {
         "week0": week0,
@@ -149,15 +155,62 @@ def totals(
         "r7": day - dt.timedelta(days=6),
         "r28": day - dt.timedelta(days=27),
         "day": day,
+        "before_connect": athlete.connected_at.date() - dt.timedelta(days=1),
     }
     lowest = min(dates["year0"], dates["r28"], week0)
-    row = session.execute(_TOTALS, {**dates, "athlete_id": athlete.id, "lowest": lowest}).one()
-    # "Since the last massage": a session logged on a day counts that day's runs as before it;
-    # without a session, runs from the connect day on count.
-    massage0 = last + dt.timedelta(days=1) if last is not None else massage_anchor(athlete, last)
-    since = session.scalar(_SINCE, {"athlete_id": athlete.id, "massage0": massage0, "day": day})
-    week, month, year, r7, r28 = (float(v) for v in row)
-    return Totals(week, month, year, r7, r28, float(since or 0.0))
+    return {**dates, "athlete_id": athlete.id, "lowest": lowest}
+
+
+def _totals_of(row: Any) -> Totals:
+    """Totals from the first seven columns of a totals row."""
+    week, month, year, r7, r28, since = (float(v or 0.0) for v in row[:6])
+    return Totals(week, month, year, r7, r28, since, row[6])
+
+
+def totals(session: Executor, athlete: Athlete, day: dt.date) -> Totals:
+    """All totals for the week, month, year and windows around `day`, and the last massage
+    on or before it (a booked future one not yet), in one indexed statement."""
+    return _totals_of(session.execute(_TOTALS, _totals_params(athlete, day)).one())
+
+
+@dataclass(frozen=True)
+class History:
+    """What a note looks back on beside the totals: the first run and the last note of a kind."""
+
+    totals: Totals
+    first_run: dt.date | None
+    last_note_of_kind: dt.date | None
+
+
+_FIRST_RUN = (
+    select(func.min(_RUNS.c.local_date))
+    .where(_RUNS.c.athlete_id == bindparam("athlete_id"))
+    .scalar_subquery()
+)
+_NOTES = table_of(Note)
+# Newest first along the (athlete, date) index, so it stops at the first match instead of
+# reading the runner's whole history.
+_LAST_NOTE = (
+    select(_NOTES.c.local_date)
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"),
+        _NOTES.c.kind == bindparam("kind"),
+        _NOTES.c.local_date <= bindparam("day", type_=Date),
+        _NOTES.c.activity_id != bindparam("exclude"),
+    )
+    .order_by(_NOTES.c.local_date.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_HISTORY = _TOTALS.add_columns(_FIRST_RUN, _LAST_NOTE)
+
+
+def history(session: Executor, athlete: Athlete, day: dt.date, kind: str, exclude: int) -> History:
+    """The totals around `day`, the runner's first run, and the latest date on or before `day`
+    they got a note of `kind` (one run left out), in one statement."""
+    params = {**_totals_params(athlete, day), "kind": kind, "exclude": exclude}
+    row = session.execute(_HISTORY, params).one()
+    return History(_totals_of(row), row[7], row[8])
 
 
 _RUNS_BETWEEN = select(Activity.distance_m).where(
@@ -176,16 +229,6 @@ def runs_between(
     return list(session.scalars(_RUNS_BETWEEN, params))
 
 
-_FIRST_RUN = select(func.min(Activity.local_date)).where(
-    Activity.athlete_id == bindparam("athlete_id")
-)
-
-
-def first_run_date(session: Executor, athlete_id: int) -> dt.date | None:
-    """The date of the runner's earliest known run."""
-    return session.scalar(_FIRST_RUN, {"athlete_id": athlete_id})
-
-
 class PastNoteRow(Protocol):
     """The columns of a past note that the advice looks at."""
 
@@ -195,7 +238,6 @@ class PastNoteRow(Protocol):
     is_session: bool
 
 
-_NOTES = table_of(Note)
 _RECENT_NOTES = (
     select(_NOTES.c.local_date, _NOTES.c.kind, _NOTES.c.tip_id, _NOTES.c.is_session)
     .where(
@@ -212,26 +254,3 @@ def recent_notes(
     """The runner's latest notes, newest first, leaving out one activity's."""
     params = {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
     return list(session.execute(_RECENT_NOTES, params))
-
-
-# Newest first along the (athlete, date) index, so it stops at the first match instead of
-# reading the runner's whole history.
-_LAST_NOTE = (
-    select(_NOTES.c.local_date)
-    .where(
-        _NOTES.c.athlete_id == bindparam("athlete_id"),
-        _NOTES.c.kind == bindparam("kind"),
-        _NOTES.c.local_date <= bindparam("day", type_=Date),
-        _NOTES.c.activity_id != bindparam("exclude"),
-    )
-    .order_by(_NOTES.c.local_date.desc())
-    .limit(1)
-)
-
-
-def last_note_date(
-    session: Executor, athlete_id: int, kind: str, day: dt.date, exclude: int
-) -> dt.date | None:
-    """The latest date on or before `day` the runner got a note of this kind (one run left out)."""
-    params = {"athlete_id": athlete_id, "kind": kind, "day": day, "exclude": exclude}
-    return session.scalar(_LAST_NOTE, params)

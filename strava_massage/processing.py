@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -44,6 +44,7 @@ from strava_massage.models import (
     Note,
     OAuthState,
     Token,
+    one_of,
     table_of,
     utcnow,
 )
@@ -127,6 +128,8 @@ class Claimed:
     runner: Runner | None = None
 
 
+# The events whose claim also reads the runner (in the same transaction: no second checkout).
+RUNNER_ASPECTS = ("create", "update")
 _CLAIMED = ("id", "owner_id", "object_type", "object_id", "aspect_type", "updates", "attempts")
 
 
@@ -159,7 +162,7 @@ _CLAIM = (
     update(_EVENTS)
     .where(
         _EVENTS.c.id == bindparam("event_id"),
-        _EVENTS.c.status.in_(OPEN),
+        one_of(_EVENTS.c.status, OPEN),
         _EVENTS.c.due_at <= bindparam("now"),
         ~_HELD,
     )
@@ -175,10 +178,16 @@ _KEEP = (
     )
     .values(due_at=bindparam("lease_end"))
 )
-_FINISH = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+# How an event ends: back to pending with a due time, or finished.
+_ENDINGS = {
+    ended: update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(status=bindparam("status"), outcome=bindparam("outcome"), **{column: bindparam("at")})
+    for ended, column in ((False, "due_at"), (True, "finished_at"))
+}
 _NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
     _EVENTS.c.owner_id == bindparam("owner"),
-    _EVENTS.c.status.in_(OPEN),
+    one_of(_EVENTS.c.status, OPEN),
     _EVENTS.c.due_at <= bindparam("now"),
 )
 _ATHLETES, _TOKENS, _CLINICS = table_of(Athlete), table_of(Token), table_of(Clinic)
@@ -186,11 +195,29 @@ _ATHLETES, _TOKENS, _CLINICS = table_of(Athlete), table_of(Token), table_of(Clin
 _CLINIC_OF = select(
     *(_CLINICS.c[c] for c in ("id", "name", "booking_url", "advice_overrides", "note_templates"))
 ).where(_CLINICS.c.id == bindparam("clinic_id"))
+# The runner and their token, under names that cannot clash with the claimed event's.
+_RUNNER_COLUMNS = (
+    *(column.label(f"runner_{column.key}") for column in _ATHLETES.columns),
+    _TOKENS.c.access_token,
+    _TOKENS.c.expires_at,
+)
+_WITH_TOKEN = _ATHLETES.outerjoin(_TOKENS, _TOKENS.c.athlete_id == _ATHLETES.c.id)
 _RUNNER = (
-    select(_ATHLETES, _TOKENS.c.access_token, _TOKENS.c.expires_at)
-    .outerjoin(_TOKENS, _TOKENS.c.athlete_id == _ATHLETES.c.id)
+    select(*_RUNNER_COLUMNS)
+    .select_from(_WITH_TOKEN)
     .where(_ATHLETES.c.id == bindparam("athlete_id"))
 )
+
+
+def _claim_with_runner() -> Any:
+    """PostgreSQL: the claim and, for a new or changed activity, its runner, in one statement."""
+    claimed = _CLAIM.cte("claimed")
+    wanted = (claimed.c.object_type == "activity") & one_of(claimed.c.aspect_type, RUNNER_ASPECTS)
+    runner = (_ATHLETES.c.id == claimed.c.owner_id) & wanted
+    return select(claimed, *_RUNNER_COLUMNS).select_from(claimed.outerjoin(_WITH_TOKEN, runner))
+
+
+_CLAIM_WITH_RUNNER = _claim_with_runner()
 _NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
 _RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
 _SET_TIMEZONE = (
@@ -203,6 +230,24 @@ _WRITTEN = (
     .where(_NOTES.c.id == bindparam("note_id"), _NOTES.c.status != "written")
     .values(status="written", written_at=bindparam("now"))
 )
+
+
+def _finish_in_one(ended: bool) -> Any:
+    """PostgreSQL: the three statements of `_finish` as one, which commits on its own.
+
+    Its data-modifying CTEs and the SELECT share a snapshot taken before either update, so the
+    finished event is left out of the runner's other events and judged on what it returns.
+    """
+    finished = _ENDINGS[ended].returning(*(_EVENTS.c[c] for c in ("id", "status", "due_at")))
+    done = finished.cte("finished")
+    due = union_all(
+        _NEXT_DUE.with_only_columns(_EVENTS.c.id).where(_EVENTS.c.id != bindparam("event_id")),
+        select(done.c.id).where(one_of(done.c.status, OPEN), done.c.due_at <= bindparam("now")),
+    ).subquery()
+    return select(func.min(due.c.id)).add_cte(_WRITTEN.cte("written"))
+
+
+_FINISH_IN_ONE = {ended: _finish_in_one(ended) for ended in (False, True)}
 
 
 def claim(svc: Services, event_id: int) -> Claimed | None:
@@ -221,9 +266,11 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
         if state is None or state.status not in OPEN or _aware(state.due_at) > now:
             return None
         params = {"event_id": event_id, "owner": state.owner_id, "now": now}
+        lease_end = now + dt.timedelta(seconds=svc.lease_seconds)
+        postgres = svc.db.dialect == "postgresql"
         with svc.db.write_lock:
             row = conn.execute(
-                _CLAIM, {**params, "lease_end": now + dt.timedelta(seconds=svc.lease_seconds)}
+                _CLAIM_WITH_RUNNER if postgres else _CLAIM, {**params, "lease_end": lease_end}
             ).first()
             if row is None:
                 busy = conn.scalar(select(_HELD), params)
@@ -231,23 +278,22 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
                 if busy:
                     raise AthleteBusy(state.owner_id)
                 return None
-            runner = _runner(conn, row) if _needs_runner(row) else None
+            if postgres:
+                runner = _runner(row._mapping)
+            elif row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS:
+                found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
+                runner = _runner(found._mapping) if found is not None else None
+            else:
+                runner = None
             conn.commit()
-    return Claimed(**row._mapping, runner=runner)
+    return Claimed(**{name: row._mapping[name] for name in _CLAIMED}, runner=runner)
 
 
-def _needs_runner(row: Any) -> bool:
-    """Whether the claimed event is a new or changed activity (the common case: a run)."""
-    return bool(row.object_type == "activity" and row.aspect_type in ("create", "update"))
-
-
-def _runner(conn: Connection, row: Any) -> Runner | None:
-    """The runner and token, read in the claim's transaction: no second checkout per run."""
-    found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
-    if found is None:
+def _runner(values: Any) -> Runner | None:
+    """The runner and token from a row of `_RUNNER_COLUMNS`; None if there is no runner."""
+    if values["runner_id"] is None:
         return None
-    values = found._mapping
-    athlete = Athlete(**{c.key: values[c.key] for c in _ATHLETES.columns})
+    athlete = Athlete(**{c.key: values[f"runner_{c.key}"] for c in _ATHLETES.columns})
     token = values["access_token"]
     return Runner(athlete, Stored(token, values["expires_at"]) if token else None)
 
@@ -263,16 +309,22 @@ def _finish(
     """Record how the event ended (and, if given, that its note is on Strava); returns the
     runner's next due event, in the same transaction."""
     now = svc.now()
-    values: dict[str, object] = {"status": status, "outcome": outcome[:200]}
-    if status == "pending":
-        values["due_at"] = now + dt.timedelta(seconds=due_in)
-    else:
-        values["finished_at"] = now
+    ended = status != "pending"
+    at = now if ended else now + dt.timedelta(seconds=due_in)
+    ending = {"event_id": event.id, "status": status, "outcome": outcome[:200], "at": at}
+    written = {"note_id": note, "now": now}
+    due = {"owner": event.owner_id, "event_id": event.id, "now": now}
+    following: int | None
+    if svc.db.dialect == "postgresql":
+        with svc.db.jobs.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            following = conn.scalar(_FINISH_IN_ONE[ended], ending | written | due)
+        return following
     with svc.db.write_lock, svc.db.jobs.connect() as conn:
         if note:
-            conn.execute(_WRITTEN, {"note_id": note, "now": now})
-        conn.execute(_FINISH.values(**values), {"event_id": event.id})
-        following: int | None = conn.scalar(_NEXT_DUE, {"owner": event.owner_id, "now": now})
+            conn.execute(_WRITTEN, written)
+        conn.execute(_ENDINGS[ended], ending)
+        following = conn.scalar(_NEXT_DUE, due)
         conn.commit()
     return following
 
@@ -429,11 +481,13 @@ def _handle_activity(svc: Services, event: Claimed) -> Handled:
 
     # One transaction from the ledger to the renewed lease: counted, decided and fenced together.
     with svc.db.write_lock, svc.db.jobs.connect() as conn:
-        ledger.upsert_run(conn, info)
+        run = ledger.upsert_run(conn, info)
         _follow_timezone(conn, athlete, info.timezone)
-        note = _note_of(conn, info.id)
+        # A new run has no note yet; should a retry find one, the insert below returns it.
+        note = None if event.aspect_type == "create" else _note_of(conn, info.id)
         if note is None and athlete.notes_enabled:
-            note = _store_note(conn, decide_note(conn, athlete, info.id, svc.advice))
+            decided = decide_note(conn, athlete, info.id, svc.advice, run=run)
+            note = _store_note(conn, decided)
         done = note is None or (note.status == "written" and event.aspect_type == "update")
         if not done:
             _keep_claim(conn, svc, event)
@@ -534,16 +588,22 @@ def wording_of(clinic: Clinic | None) -> Wording | None:
 
 
 def decide_note(
-    session: Executor, athlete: Athlete, activity_id: int, base: AdviceSettings = DEFAULTS
+    session: Executor,
+    athlete: Athlete,
+    activity_id: int,
+    base: AdviceSettings = DEFAULTS,
+    *,
+    run: Activity | None = None,
 ) -> Note:
     """Advice and note text for a run already in the ledger, as an unsaved Note row.
 
     The worker, `strava-massage advise` and `strava-massage preview` all decide through here;
-    a clinic's runner gets the clinic's thresholds, wording and booking link.
+    a clinic's runner gets the clinic's thresholds, wording and booking link. `run` is the
+    run's ledger row when the caller has just written it.
     """
     clinic = clinic_of(session, athlete)
     settings = runner_settings(athlete, base, clinic)
-    state = training_state(session, athlete, activity_id, settings)
+    state = training_state(session, athlete, activity_id, settings, run=run)
     advice = advise(state, settings)
     return Note(
         activity_id=activity_id,
@@ -667,23 +727,32 @@ def _backfill(svc: Services, event: Claimed) -> str:
 
 
 def training_state(
-    session: Executor, athlete: Athlete, activity_id: int, settings: AdviceSettings = DEFAULTS
+    session: Executor,
+    athlete: Athlete,
+    activity_id: int,
+    settings: AdviceSettings = DEFAULTS,
+    *,
+    run: Activity | None = None,
 ) -> TrainingState:
-    """Everything the advice rules look at for one counted run, derived from the ledger."""
-    run = session.execute(_RUN, {"activity_id": activity_id}).first()
-    assert run is not None, "the run is in the ledger before advice is asked for"
-    day = run.local_date
-    last = ledger.last_massage(session, athlete.id, day)
-    t = ledger.totals(session, athlete, day, last)
-    first = ledger.first_run_date(session, athlete.id) or day
+    """Everything the advice rules look at for one counted run, derived from the ledger.
+
+    `run` is the run's ledger row when the caller has it; it is read otherwise.
+    """
+    row: Any = (
+        run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
+    )
+    assert row is not None, "the run is in the ledger before advice is asked for"
+    day = row.local_date
+    past = ledger.history(session, athlete, day, MONTHLY_CHECKIN, row.id)
+    t, last = past.totals, past.totals.last_massage
     anchor = ledger.massage_anchor(athlete, last)
     notes = ledger.recent_notes(session, athlete.id, activity_id, settings.no_repeat_notes)
     return TrainingState(
-        activity_id=run.id,
+        activity_id=row.id,
         local_date=day,
-        distance_m=run.distance_m,
-        moving_time_s=run.moving_time_s,
-        workout_type=run.workout_type,
+        distance_m=row.distance_m,
+        moving_time_s=row.moving_time_s,
+        workout_type=row.workout_type,
         units=athlete.effective_units,
         week_m=t.week_m,
         month_m=t.month_m,
@@ -691,15 +760,15 @@ def training_state(
         rolling7_m=t.rolling7_m,
         rolling28_m=t.rolling28_m,
         recent_runs_m=tuple(
-            ledger.runs_between(session, athlete.id, day - dt.timedelta(days=28), day, run.id)
+            ledger.runs_between(session, athlete.id, day - dt.timedelta(days=28), day, row.id)
         ),
-        history_days=(day - first).days,
+        history_days=(day - (past.first_run or day)).days,
         since_massage_m=t.since_massage_m,
         since_massage_days=(day - anchor).days,
         last_massage_date=last,
         next_race_date=athlete.next_race_on,
         recent_notes=tuple(PastNote(n.local_date, n.kind, n.tip_id, n.is_session) for n in notes),
-        last_checkin_date=ledger.last_note_date(session, athlete.id, MONTHLY_CHECKIN, day, run.id),
+        last_checkin_date=past.last_note_of_kind,
     )
 
 
