@@ -5,7 +5,7 @@ Builds one database holding a runner per size (a run a day for the last 1,000 da
 at four a day, a note per run, a massage every six weeks) and the background runners (20-50 runs,
 a few notes, up to two massages each), rows of all runners interleaved by date as Strava delivers
 them. Then, alternating the measured runners, times what the worker does with the database for a
-new run (upsert into the ledger, look up its note, decide the note, store it) in a transaction
+new run (upsert into the ledger, decide the note, store it) in a transaction
 that is rolled back, so every round sees the same data. Target: p50 per event at the largest
 size within 1.5x of the smallest. Give PostgreSQL as postgresql+psycopg://... (an empty database).
 """
@@ -51,13 +51,9 @@ LABELS = (
     ("FROM athletes WHERE", "get athlete"),
     ("FROM notes WHERE notes.activity_id =", "note of the run"),
     ("FROM activities WHERE activities.id =", "get run"),
-    ("max(massage_sessions.", "last_massage"),
-    ("sum(CASE", "totals: windows"),
-    ("sum(activities.distance_m)", "totals: since massage"),
-    ("min(activities.local_date)", "first_run_date"),
+    ("sum(CASE", "history: totals, last massage, first run, last check-in"),
     ("SELECT activities.distance_m FROM", "runs_between"),
     ("ORDER BY notes.local_date DESC, notes.id DESC", "recent_notes"),
-    ("SELECT notes.local_date FROM", "last_note_date"),
     ("INSERT INTO notes", "insert note"),
 )
 
@@ -222,13 +218,12 @@ def one_event(app: Any, athlete_id: int, activity_id: int, today: dt.date) -> fl
     info = new_run(athlete_id, activity_id, today)
     t0 = time.perf_counter()
     with db.session() as session:
-        # _handle_activity: the runner, the upsert, the run's note (none yet); the time zone is
-        # unchanged, so _follow_timezone writes nothing. Then _decide_note: decide and store.
+        # _handle_activity for a new run: the runner (read with the claim), the upsert; the time
+        # zone is unchanged, so _follow_timezone writes nothing. Then decide and store the note.
         athlete = session.get(Athlete, athlete_id)
         assert athlete is not None
-        upsert_run(session, info)
-        assert session.scalar(select(Note).where(Note.activity_id == info.id)) is None
-        note = decide_note(session, athlete, info.id)
+        run = upsert_run(session, info)
+        note = decide_note(session, athlete, info.id, run=run)
         session.add(note)
         session.flush()
         elapsed = (time.perf_counter() - t0) * 1000
