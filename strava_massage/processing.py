@@ -278,15 +278,17 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
                 if busy:
                     raise AthleteBusy(state.owner_id)
                 return None
-            if postgres:
-                runner = _runner(row._mapping)
-            elif row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS:
-                found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
-                runner = _runner(found._mapping) if found is not None else None
-            else:
-                runner = None
+            runner = _runner(row._mapping) if postgres else _read_runner(conn, row)
             conn.commit()
     return Claimed(**{name: row._mapping[name] for name in _CLAIMED}, runner=runner)
+
+
+def _read_runner(conn: Connection, row: Any) -> Runner | None:
+    """SQLite: the runner of a claimed new or changed activity, read in the claim's transaction."""
+    if not (row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS):
+        return None
+    found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
+    return _runner(found._mapping) if found is not None else None
 
 
 def _runner(values: Any) -> Runner | None:
@@ -307,7 +309,7 @@ def _finish(
     svc: Services, event: Claimed, status: str, outcome: str, due_in: float = 0, note: int = 0
 ) -> int | None:
     """Record how the event ended (and, if given, that its note is on Strava); returns the
-    runner's next due event, in the same transaction."""
+    runner's next due event, in the same transaction (one statement on PostgreSQL)."""
     now = svc.now()
     ended = status != "pending"
     at = now if ended else now + dt.timedelta(seconds=due_in)
