@@ -89,3 +89,8 @@ def configure_logging(app: Flask) -> None:
     # stravalib logs every request's URL at INFO, and urllib3 logs connection details.
     logging.getLogger("stravalib").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # huey writes two lines for every task ("Executing", "executed in"), beside the worker's
+    # own line per event, and each write cost a worker about 0.1 ms a task (the pipeline
+    # benchmark). Its consumer's lines (start-up, periodic tasks) and every warning stay.
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("huey.consumer").setLevel(logging.INFO)

@@ -24,36 +24,30 @@ def db(backend: Backend) -> Iterator[Database]:
     database.dispose()
 
 
-def test_a_full_short_window_takes_nothing_from_the_daily_one(db: Database) -> None:
-    budget = Budget(db, limits=(10, 50), clock=lambda: NOW)
-    for _ in range(5):
-        budget.reserve(2)
-    with pytest.raises(RateLimited) as refused:
-        budget.reserve(2)
-    assert refused.value.retry_after == pytest.approx(900 - 123)
-    # The daily window had room and took its share in the same statement: it was given back.
-    assert budget.remaining() == {"short": 0, "daily": 40}
+SHORT_RESET = 900 - 123
+DAILY_RESET = 86400 - NOW % 86400
 
 
-def test_a_full_daily_window_waits_for_midnight_and_gives_the_short_share_back(
-    db: Database,
+@pytest.mark.parametrize(
+    ("limits", "taken", "wait", "left"),
+    [
+        # The daily window had room and took its share in the same statement: given back.
+        pytest.param((10, 50), 10, SHORT_RESET, {"short": 0, "daily": 40}, id="short-full"),
+        pytest.param((100, 6), 6, DAILY_RESET, {"short": 94, "daily": 0}, id="daily-full"),
+        # Both full: waiting for the short window alone would only be refused again.
+        pytest.param((4, 4), 4, DAILY_RESET, {"short": 0, "daily": 0}, id="both-full"),
+    ],
+)
+def test_a_full_window_refuses_and_takes_nothing_from_the_other(
+    db: Database, limits: tuple[int, int], taken: int, wait: float, left: dict[str, int]
 ) -> None:
-    budget = Budget(db, limits=(100, 6), clock=lambda: NOW)
-    for _ in range(3):
+    budget = Budget(db, limits=limits, clock=lambda: NOW)
+    for _ in range(taken // 2):
         budget.reserve(2)
     with pytest.raises(RateLimited) as refused:
         budget.reserve(2)
-    assert refused.value.retry_after == pytest.approx(86400 - NOW % 86400)
-    assert budget.remaining() == {"short": 94, "daily": 0}
-
-
-def test_both_full_waits_for_the_later_reset(db: Database) -> None:
-    budget = Budget(db, limits=(4, 4), clock=lambda: NOW)
-    budget.reserve(4)
-    with pytest.raises(RateLimited) as refused:
-        budget.reserve(1)
-    assert refused.value.retry_after == pytest.approx(86400 - NOW % 86400)
-    assert budget.remaining() == {"short": 0, "daily": 0}
+    assert refused.value.retry_after == pytest.approx(wait)
+    assert budget.remaining() == left
 
 
 def test_a_new_window_starts_from_zero_and_a_refund_stays_in_its_window(db: Database) -> None:

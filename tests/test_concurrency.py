@@ -11,7 +11,16 @@ import pytest
 from cryptography.fernet import Fernet
 
 from strava_massage.merge import BLOCK_START
-from strava_massage.processing import Claimed, ClaimLost, Services, _keep_claim, claim
+from strava_massage.processing import (
+    NOT_CLAIMABLE,
+    Claimed,
+    ClaimLost,
+    Services,
+    _keep_claim,
+    claim,
+    process_event,
+    reopen_events,
+)
 
 from .conftest import Stack
 from .test_crash import _worker
@@ -95,3 +104,30 @@ def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
     with pytest.raises(ClaimLost):
         _keep_claim_now(later, first)
     _keep_claim_now(later, second)  # the newer holder keeps it
+
+
+def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:
+    stack: Stack = make_stack()
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()["id"]
+    stack.connect(athlete)  # no worker: the test runs the tasks itself
+    svc: Services = stack.app.extensions["services"]
+    for event in stack.events(backfill=True):
+        process_event(svc, event.id)  # the history import
+    runs = [stack.sim.create_activity(athlete) for _ in range(2)]
+    first, second = (e.id for e in stack.events())
+    # The first task drains the runner: the second event is done by it, and hinted.
+    assert process_event(svc, first).startswith("note written")
+    assert second in svc.drained
+    assert process_event(svc, second) == NOT_CLAIMABLE
+    assert second not in svc.drained
+    # The hint is only a hint: replayed, the same event goes through the claim again.
+    svc.drained.add(second)
+    assert reopen_events(svc, [second]) == [second]
+    assert process_event(svc, second).startswith("note already present")
+    events = {e.id: e for e in stack.events()}
+    assert events[second].status == "done" and events[second].attempts == 1
+    for run in runs:
+        path = f"/api/v3/activities/{run['id']}"
+        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+        assert stack.sim.count("PUT", path) == 1, path
