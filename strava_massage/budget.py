@@ -9,8 +9,8 @@ what Strava counted (other processes of the app, rejected requests), never lower
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from functools import cache
 from typing import Any
 
@@ -120,7 +120,7 @@ class Budget:
         ceiling = 9 if spare else 10  # tenths of the limit this reservation may reach
         now = self.clock()
         windows = self._windows(now)
-        with self._connection() as conn:
+        with self.db.write_lock, self.db.autocommit() as conn:
             params = {"calls": calls, "ceiling": ceiling}
             taken = self._update(conn, _reserve, windows, (SHORT, DAILY), params)
             full = [bucket for bucket in (SHORT, DAILY) if bucket not in taken]
@@ -131,16 +131,6 @@ class Budget:
                 raise RateLimited(seconds_until_reset(now, self.window_seconds, daily=daily))
         for bucket, known in taken.items():
             self._known[bucket] = (windows[bucket], *known)
-
-    @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        """A jobs connection whose statements commit on their own.
-
-        Each statement here is complete by itself, and every call to Strava pays for these
-        round trips: no BEGIN and COMMIT around them.
-        """
-        with self.db.write_lock, self.db.jobs.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _update(
         self,
@@ -178,7 +168,7 @@ class Budget:
     def refund(self, calls: int = 1) -> None:
         """Give back requests reserved but not made (the PUT a non-run never needed)."""
         windows = self._windows(self.clock())
-        with self._connection() as conn:
+        with self.db.write_lock, self.db.autocommit() as conn:
             conn.execute(_refund((SHORT, DAILY)), {**_window_params(windows), "calls": calls})
 
     def observe(self, status: RateStatus) -> None:
@@ -193,7 +183,7 @@ class Budget:
                 news[bucket] = (limit, usage)
         if not news:
             return
-        with self._connection() as conn:
+        with self.db.write_lock, self.db.autocommit() as conn:
             for bucket, (limit, usage) in news.items():
                 params = {"limit": limit, "usage": usage}
                 known = self._update(conn, _observe, windows, (bucket,), params)

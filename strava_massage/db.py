@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -139,6 +139,16 @@ class Database:
             if role not in self._engines:
                 self._engines[role] = make_engine(self.url, role=role, **self._pool)
             return self._engines[role]
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A jobs connection on which each statement commits on its own.
+
+        For the worker's statements that are complete by themselves: on PostgreSQL a BEGIN
+        and a COMMIT around one statement are two more round trips.
+        """
+        with self.jobs.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def dispose(self) -> None:
         """Close every pooled connection (tests, benchmarks, shutdown)."""

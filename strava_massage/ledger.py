@@ -124,7 +124,7 @@ _SINCE = (
     select(func.coalesce(func.sum(_RUNS.c.distance_m), 0.0))
     .where(
         _RUNS.c.athlete_id == bindparam("athlete_id"),
-        _RUNS.c.local_date > func.coalesce(_LAST_MASSAGE, bindparam("before_connect", type_=Date)),
+        _RUNS.c.local_date > _AFTER,
         _RUNS.c.local_date <= bindparam("day", type_=Date),
     )
     .scalar_subquery()

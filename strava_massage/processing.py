@@ -321,8 +321,7 @@ def _finish(
     due = {"owner": event.owner_id, "event_id": event.id, "now": now}
     following: int | None
     if svc.db.dialect == "postgresql":
-        with svc.db.jobs.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with svc.db.autocommit() as conn:
             following = conn.scalar(_FINISH_IN_ONE[ended], ending | written | due)
         return following
     with svc.db.write_lock, svc.db.jobs.connect() as conn:
@@ -376,8 +375,7 @@ def _ended(svc: Services, event_id: int) -> bool:
     The claim's transaction costs three round trips on PostgreSQL (BEGIN, the locked read,
     ROLLBACK) to find the same; a drained event's task usually finds it finished.
     """
-    with svc.db.jobs.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with svc.db.autocommit() as conn:
         status = conn.scalar(_STATUS, {"event_id": event_id})
     return status not in OPEN
 
