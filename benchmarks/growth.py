@@ -219,7 +219,7 @@ def one_event(app: Any, athlete_id: int, activity_id: int, today: dt.date) -> fl
     t0 = time.perf_counter()
     with db.session() as session:
         # _handle_activity for a new run: the runner (read with the claim), the upsert; the time
-        # zone is unchanged, so _follow_timezone writes nothing. Then decide and store the note.
+        # zone is unchanged, so nothing is written for it. Then decide and store the note.
         athlete = session.get(Athlete, athlete_id)
         assert athlete is not None
         run = upsert_run(session, info)

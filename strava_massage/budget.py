@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from strava_massage.db import Database
+from strava_massage.db import Database, autocommit_rows
 from strava_massage.models import RateBudget, one_of, table_of
 from strava_massage.strava import RateLimited, RateStatus, seconds_until_reset
 
@@ -149,7 +149,8 @@ class Budget:
         changed: dict[str, tuple[int, int]] = {}
         todo = list(buckets)
         for _ in range(2):
-            rows = conn.execute(statement(tuple(todo)), {**_window_params(windows), **params})
+            params = {**_window_params(windows), **params}
+            rows = autocommit_rows(conn, statement(tuple(todo)), params)
             changed.update((row.bucket, (row.used, row.allowed)) for row in rows)
             todo = [bucket for bucket in todo if bucket not in changed]
             if not todo or not self._create(conn, windows, todo):
@@ -169,7 +170,8 @@ class Budget:
         """Give back requests reserved but not made (the PUT a non-run never needed)."""
         windows = self._windows(self.clock())
         with self.db.write_lock, self.db.autocommit() as conn:
-            conn.execute(_refund((SHORT, DAILY)), {**_window_params(windows), "calls": calls})
+            params = {**_window_params(windows), "calls": calls}
+            autocommit_rows(conn, _refund((SHORT, DAILY)), params)
 
     def observe(self, status: RateStatus) -> None:
         """Raise the stored usage to what Strava reports, and take its limits."""

@@ -52,13 +52,14 @@ def _dialect(session: Executor) -> str:
     return (session.get_bind() if isinstance(session, Session) else session).dialect.name
 
 
-def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
-    """Record a run keyed by its id; a second call overwrites, so totals never double.
+# A query is a prebuilt statement and its parameters: the functions below run them, and the
+# worker on PostgreSQL sends several together (processing.py).
+Query = tuple[Any, dict[str, Any]]
 
-    A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
-    store the same run at the same moment. Returns the row as written (detached).
-    """
-    run = Activity(
+
+def run_of(info: ActivityInfo) -> Activity:
+    """The ledger row of a run fetched from Strava (detached, not yet stored)."""
+    return Activity(
         id=info.id,
         athlete_id=info.athlete_id,
         local_date=info.start_date_local.date(),
@@ -67,9 +68,21 @@ def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
         sport_type=info.sport_type,
         workout_type=info.workout_type,
     )
-    session.execute(
-        _upsert_statement(_dialect(session)), {c: getattr(run, c) for c in ("id", *_RUN_COLUMNS)}
-    )
+
+
+def upsert_query(run: Activity, dialect: str) -> Query:
+    """The statement that stores `run`, overwriting the row of the same id."""
+    return _upsert_statement(dialect), {c: getattr(run, c) for c in ("id", *_RUN_COLUMNS)}
+
+
+def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
+    """Record a run keyed by its id; a second call overwrites, so totals never double.
+
+    A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
+    store the same run at the same moment. Returns the row as written (detached).
+    """
+    run = run_of(info)
+    session.execute(*upsert_query(run, _dialect(session)))
     return run
 
 
@@ -205,12 +218,20 @@ _LAST_NOTE = (
 _HISTORY = _TOTALS.add_columns(_FIRST_RUN, _LAST_NOTE)
 
 
+def history_query(athlete: Athlete, day: dt.date, kind: str, exclude: int) -> Query:
+    """The statement behind `history`; `history_of` reads its row."""
+    return _HISTORY, {**_totals_params(athlete, day), "kind": kind, "exclude": exclude}
+
+
+def history_of(row: Any) -> History:
+    """A History from the row of `history_query`."""
+    return History(_totals_of(row), row[7], row[8])
+
+
 def history(session: Executor, athlete: Athlete, day: dt.date, kind: str, exclude: int) -> History:
     """The totals around `day`, the runner's first run, and the latest date on or before `day`
     they got a note of `kind` (one run left out), in one statement."""
-    params = {**_totals_params(athlete, day), "kind": kind, "exclude": exclude}
-    row = session.execute(_HISTORY, params).one()
-    return History(_totals_of(row), row[7], row[8])
+    return history_of(session.execute(*history_query(athlete, day, kind, exclude)).one())
 
 
 _RUNS_BETWEEN = select(Activity.distance_m).where(
@@ -221,12 +242,17 @@ _RUNS_BETWEEN = select(Activity.distance_m).where(
 )
 
 
+def runs_between_query(athlete_id: int, first: dt.date, last: dt.date, exclude: int) -> Query:
+    """The statement behind `runs_between`: one distance a row."""
+    params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
+    return _RUNS_BETWEEN, params
+
+
 def runs_between(
     session: Executor, athlete_id: int, first: dt.date, last: dt.date, exclude: int
 ) -> list[float]:
     """Distances of the runs dated first..last, leaving out one activity."""
-    params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
-    return list(session.scalars(_RUNS_BETWEEN, params))
+    return list(session.scalars(*runs_between_query(athlete_id, first, last, exclude)))
 
 
 class PastNoteRow(Protocol):
@@ -248,9 +274,13 @@ _RECENT_NOTES = (
 )
 
 
+def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
+    """The statement behind `recent_notes`: rows of PastNoteRow's columns."""
+    return _RECENT_NOTES, {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
+
+
 def recent_notes(
     session: Executor, athlete_id: int, exclude: int, limit: int = 10
 ) -> list[PastNoteRow]:
     """The runner's latest notes, newest first, leaving out one activity's."""
-    params = {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
-    return list(session.execute(_RECENT_NOTES, params))
+    return list(session.execute(*recent_notes_query(athlete_id, exclude, limit)))

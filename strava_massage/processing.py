@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, union_all, update
+from sqlalchemy import Connection, bindparam, delete, func, select, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -30,7 +30,7 @@ from strava_massage.advice import (
     advise,
 )
 from strava_massage.crypto import TokenBox
-from strava_massage.db import Database
+from strava_massage.db import Database, Driver
 from strava_massage.ledger import Executor
 from strava_massage.logfmt import life_line
 from strava_massage.merge import make_block, merge_note
@@ -151,23 +151,32 @@ _STATE = select(_EVENTS.c.owner_id, _EVENTS.c.status, _EVENTS.c.due_at).where(
 # for different events would otherwise both see no other claim under READ COMMITTED.
 _LOCKED_STATE = _STATE.add_columns(func.pg_advisory_xact_lock(_EVENTS.c.owner_id))
 _OTHER = _EVENTS.alias("other")
-_HELD = (
-    select(_OTHER.c.id)
-    .where(
-        _OTHER.c.owner_id == bindparam("owner"),
-        _OTHER.c.id != bindparam("event_id"),
-        _OTHER.c.status == "processing",
-        _OTHER.c.due_at > bindparam("now"),
+
+
+def _held(owner: Any) -> Any:
+    """Whether another event of `owner` is claimed and its lease still running."""
+    return (
+        select(_OTHER.c.id)
+        .where(
+            _OTHER.c.owner_id == owner,
+            _OTHER.c.id != bindparam("event_id"),
+            _OTHER.c.status == "processing",
+            _OTHER.c.due_at > bindparam("now"),
+        )
+        .exists()
     )
-    .exists()
-)
+
+
+_HELD = _held(bindparam("owner"))
+# PostgreSQL sends the claim's statements together, before the event's owner is known.
+_OWNER = select(_EVENTS.c.owner_id).where(_EVENTS.c.id == bindparam("event_id"))
 _CLAIM = (
     update(_EVENTS)
     .where(
         _EVENTS.c.id == bindparam("event_id"),
         one_of(_EVENTS.c.status, OPEN),
         _EVENTS.c.due_at <= bindparam("now"),
-        ~_HELD,
+        ~_held(_EVENTS.c.owner_id),
     )
     .values(status="processing", attempts=_EVENTS.c.attempts + 1, due_at=bindparam("lease_end"))
     .returning(*(_EVENTS.c[name] for name in _CLAIMED))
@@ -213,11 +222,17 @@ _RUNNER = (
 
 
 def _claim_with_runner() -> Any:
-    """PostgreSQL: the claim and, for a new or changed activity, its runner, in one statement."""
+    """PostgreSQL: the claim and, for a new or changed activity, its runner, in one statement.
+
+    Always one row: `busy` says whether another claim of the runner's holds, seen in the
+    claim's own snapshot; the claimed event's columns are null when it was not claimed.
+    """
     claimed = _CLAIM.cte("claimed")
+    busy = select(_held(_OWNER.scalar_subquery()).label("busy")).subquery("busy")
     wanted = (claimed.c.object_type == "activity") & one_of(claimed.c.aspect_type, RUNNER_ASPECTS)
     runner = (_ATHLETES.c.id == claimed.c.owner_id) & wanted
-    return select(claimed, *_RUNNER_COLUMNS).select_from(claimed.outerjoin(_WITH_TOKEN, runner))
+    found = busy.outerjoin(claimed, true()).outerjoin(_WITH_TOKEN, runner)
+    return select(busy.c.busy, claimed, *_RUNNER_COLUMNS).select_from(found)
 
 
 _CLAIM_WITH_RUNNER = _claim_with_runner()
@@ -261,29 +276,59 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
     holder frees the runner when it ends.
     """
     now = svc.now()
+    lease_end = now + dt.timedelta(seconds=svc.lease_seconds)
+    if svc.db.dialect == "postgresql":
+        return _claim_postgres(svc, event_id, now, lease_end)
     with svc.db.jobs.connect() as conn:
-        state = conn.execute(
-            _LOCKED_STATE if svc.db.dialect == "postgresql" else _STATE, {"event_id": event_id}
-        ).first()
+        state = conn.execute(_STATE, {"event_id": event_id}).first()
         # Most tasks of a busy runner find their event finished by the runner's drain (below).
         if state is None or state.status not in OPEN or _aware(state.due_at) > now:
             return None
         params = {"event_id": event_id, "owner": state.owner_id, "now": now}
-        lease_end = now + dt.timedelta(seconds=svc.lease_seconds)
-        postgres = svc.db.dialect == "postgresql"
         with svc.db.write_lock:
-            row = conn.execute(
-                _CLAIM_WITH_RUNNER if postgres else _CLAIM, {**params, "lease_end": lease_end}
-            ).first()
+            row = conn.execute(_CLAIM, {**params, "lease_end": lease_end}).first()
             if row is None:
                 busy = conn.scalar(select(_HELD), params)
                 conn.rollback()
                 if busy:
                     raise AthleteBusy(state.owner_id)
                 return None
-            runner = _runner(row._mapping) if postgres else _read_runner(conn, row)
+            runner = _read_runner(conn, row)
             conn.commit()
-    return Claimed(**{name: row._mapping[name] for name in _CLAIMED}, runner=runner)
+    return _claimed(row._asdict(), runner)
+
+
+def _claim_postgres(
+    svc: Services, event_id: int, now: dt.datetime, lease_end: dt.datetime
+) -> Claimed | None:
+    """The claim on PostgreSQL: the runner's lock, the check, the claim and the commit sent
+    together, in one round trip.
+
+    The lock is taken by a statement of its own, so the two after it see every claim
+    committed before it was granted.
+    """
+    params = {"event_id": event_id, "now": now}
+    with svc.db.driver() as pg:
+        with pg.pipeline():
+            state = pg.send(_LOCKED_STATE, params)
+            claimed = pg.send(_CLAIM_WITH_RUNNER, {**params, "lease_end": lease_end})
+            pg.commit()
+        row: Any = claimed.fetchone()
+        if row.id is None:
+            found = state.fetchone()
+            # Not claimed: because of another claim only if the event itself was claimable.
+            if found is None or found.status not in OPEN or _aware(found.due_at) > now:
+                return None
+            if row.busy:
+                raise AthleteBusy(found.owner_id)
+            return None
+    values = row._asdict()
+    return _claimed(values, _runner(values))
+
+
+def _claimed(values: Any, runner: Runner | None) -> Claimed:
+    """The claimed event from its row's values."""
+    return Claimed(**{name: values[name] for name in _CLAIMED}, runner=runner)
 
 
 def _read_runner(conn: Connection, row: Any) -> Runner | None:
@@ -291,7 +336,7 @@ def _read_runner(conn: Connection, row: Any) -> Runner | None:
     if not (row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS):
         return None
     found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
-    return _runner(found._mapping) if found is not None else None
+    return _runner(found._asdict()) if found is not None else None
 
 
 def _runner(values: Any) -> Runner | None:
@@ -321,9 +366,9 @@ def _finish(
     due = {"owner": event.owner_id, "event_id": event.id, "now": now}
     following: int | None
     if svc.db.dialect == "postgresql":
-        with svc.db.autocommit() as conn:
-            following = conn.scalar(_FINISH_IN_ONE[ended], ending | written | due)
-        return following
+        with svc.db.driver(autocommit=True) as pg:
+            row = pg.send(_FINISH_IN_ONE[ended], ending | written | due).fetchone()
+        return row[0] if row is not None else None
     with svc.db.write_lock, svc.db.jobs.connect() as conn:
         if note:
             conn.execute(_WRITTEN, written)
@@ -375,6 +420,10 @@ def _ended(svc: Services, event_id: int) -> bool:
     The claim's transaction costs three round trips on PostgreSQL (BEGIN, the locked read,
     ROLLBACK) to find the same; a drained event's task usually finds it finished.
     """
+    if svc.db.dialect == "postgresql":
+        with svc.db.driver(autocommit=True) as pg:
+            row = pg.send(_STATUS, {"event_id": event_id}).fetchone()
+        return row is None or row.status not in OPEN
     with svc.db.autocommit() as conn:
         status = conn.scalar(_STATUS, {"event_id": event_id})
     return status not in OPEN
@@ -506,26 +555,107 @@ def _handle_activity(svc: Services, event: Claimed) -> Handled:
         svc.strava.refund()
         raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
 
-    # One transaction from the ledger to the renewed lease: counted, decided and fenced together.
+    count = _count_postgres if svc.db.dialect == "postgresql" else _count
+    note = count(svc, event, athlete, info)
+    if note is None:
+        svc.strava.refund()  # the write lock is released: refunding takes it again
+        return Handled("counted; notes paused")
+    if _already_written(event, note):
+        svc.strava.refund()
+        return Handled("ledger updated; note already written")
+    return _write_note(svc, token, info, note)
+
+
+def _already_written(event: Claimed, note: Note) -> bool:
+    """Whether a changed run's note is on Strava already: a new run's is (re)written."""
+    return note.status == "written" and event.aspect_type == "update"
+
+
+def _count(svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo) -> Note | None:
+    """Count the run, decide its note and renew the lease, in one transaction; the note.
+
+    Counted, decided and fenced together. None when the runner paused notes.
+    """
     with svc.db.write_lock, svc.db.jobs.connect() as conn:
         run = ledger.upsert_run(conn, info)
-        _follow_timezone(conn, athlete, info.timezone)
+        zone = _new_zone(athlete, info.timezone)
+        if zone:
+            conn.execute(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
         # A new run has no note yet; should a retry find one, the insert below returns it.
         note = None if event.aspect_type == "create" else _note_of(conn, info.id)
         if note is None and athlete.notes_enabled:
             decided = decide_note(conn, athlete, info.id, svc.advice, run=run)
             note = _store_note(conn, decided)
-        done = note is None or (note.status == "written" and event.aspect_type == "update")
-        if not done:
+        if note is not None and not _already_written(event, note):
             _keep_claim(conn, svc, event)
         conn.commit()
-    if note is None:
-        svc.strava.refund()  # the write lock is released: refunding takes it again
-        return Handled("counted; notes paused")
-    if done:
-        svc.strava.refund()
-        return Handled("ledger updated; note already written")
-    return _write_note(svc, token, info, note)
+    return note
+
+
+def _count_postgres(
+    svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo
+) -> Note | None:
+    """`_count` on PostgreSQL, in two round trips of one transaction.
+
+    First the run is stored and everything its note looks at is read; then the note is stored,
+    the lease renewed and the transaction committed. The commit goes with the renewal, so a
+    lost claim is found after it: what it kept is the run (stored by id) and the note (one a
+    run), which the event's new holder finds and uses.
+    """
+    run = ledger.run_of(info)
+    zone = _new_zone(athlete, info.timezone)
+    with svc.db.driver() as pg:
+        clinic = None
+        if athlete.clinic_id is not None and athlete.notes_enabled:  # a round trip of its own
+            found = pg.send(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).fetchone()
+            clinic = Clinic(**found._asdict()) if found is not None else None
+        settings = runner_settings(athlete, svc.advice, clinic)
+        with pg.pipeline():
+            pg.send(*ledger.upsert_query(run, "postgresql"))
+            if zone:
+                pg.send(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
+            stored = None
+            if event.aspect_type != "create":
+                stored = pg.send(_NOTE_OF, {"activity_id": run.id})
+            state = None
+            if athlete.notes_enabled:
+                state = _send_state_reads(pg, athlete, run, settings)
+        row = stored.fetchone() if stored is not None else None
+        note = Note(**row._asdict()) if row is not None else None
+        decided = None
+        if note is None and state is not None:
+            decided = _note_for(athlete, state(), settings, clinic)
+        with pg.pipeline():
+            inserted = None
+            if decided is not None:
+                inserted = pg.send(_note_insert("postgresql"), _note_values(decided))
+            fenced = note is not None or decided is not None
+            kept = pg.send(_KEEP, _lease(svc, event)) if fenced else None
+            pg.commit()
+        if decided is not None and inserted is not None:
+            new = inserted.fetchone()
+            if new is None:  # another worker decided this activity's note first: use theirs
+                new = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
+                assert new is not None, "a note conflicts with the one stored"
+                decided = Note(**new._asdict())
+            decided.id = new.id
+            note = decided
+    lost = kept is None or not kept.rowcount
+    if note is not None and not _already_written(event, note) and lost:
+        raise ClaimLost(event.id)
+    return note
+
+
+def _send_state_reads(
+    pg: Driver, athlete: Athlete, run: Activity, settings: AdviceSettings
+) -> Callable[[], TrainingState]:
+    """Send the ledger reads of a run's training state; returns what builds it from them."""
+    past = pg.send(*ledger.history_query(*_history_args(athlete, run)))
+    notes = pg.send(*ledger.recent_notes_query(athlete.id, run.id, settings.no_repeat_notes))
+    runs = pg.send(*ledger.runs_between_query(*_recent_runs_args(athlete, run)))
+    return lambda: _state_of(
+        run, athlete, ledger.history_of(past.fetchone()), notes.fetchall(), [r[0] for r in runs]
+    )
 
 
 def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
@@ -534,13 +664,16 @@ def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
     A job slower than its lease may have been handed out again: without this fence both
     workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
     """
-    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
-    kept = conn.execute(
-        _KEEP, {"event_id": event.id, "claim": event.attempts, "lease_end": lease_end}
-    )
+    kept = conn.execute(_KEEP, _lease(svc, event))
     if not kept.rowcount:
         conn.rollback()
         raise ClaimLost(event.id)
+
+
+def _lease(svc: Services, event: Claimed) -> dict[str, Any]:
+    """The parameters of `_KEEP` that renew this worker's claim from now."""
+    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+    return {"event_id": event.id, "claim": event.attempts, "lease_end": lease_end}
 
 
 def _note_of(conn: Connection, activity_id: int) -> Note | None:
@@ -554,15 +687,20 @@ def _store_note(conn: Connection, note: Note) -> Note:
 
     Stored before it is written, so a retry reuses it; never a second note for one run.
     """
-    values = {c.key: getattr(note, c.key) for c in _NOTES.columns if c.key != "id"}
-    values["created_at"] = utcnow()
-    inserted = conn.scalar(_note_insert(conn.dialect.name), values)
+    inserted = conn.scalar(_note_insert(conn.dialect.name), _note_values(note))
     if inserted is None:  # another worker decided this activity's note first: use theirs
         existing = _note_of(conn, note.activity_id)
         assert existing is not None
         return existing
     note.id = inserted
     return note
+
+
+def _note_values(note: Note) -> dict[str, Any]:
+    """The parameters of `_note_insert` for a decided note."""
+    values = {c.key: getattr(note, c.key) for c in _NOTES.columns if c.key != "id"}
+    values["created_at"] = utcnow()
+    return values
 
 
 _NOTE_INSERTS: dict[str, Any] = {}
@@ -582,12 +720,11 @@ def _note_insert(dialect: str) -> Any:
     return _NOTE_INSERTS[dialect]
 
 
-def _follow_timezone(conn: Connection, athlete: Athlete, strava_zone: str | None) -> None:
-    """Keep the runner's time zone (for "this week" on their pages) as their latest run's."""
+def _new_zone(athlete: Athlete, strava_zone: str | None) -> str | None:
+    """The runner's time zone (for "this week" on their pages) if their latest run changed it."""
     # Strava writes "(GMT+01:00) Europe/Paris"; the IANA name is the last word.
     zone = strava_zone.rsplit(" ", 1)[-1] if strava_zone else None
-    if zone and zone != athlete.timezone:
-        conn.execute(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
+    return zone if zone and zone != athlete.timezone else None
 
 
 def runner_settings(
@@ -631,9 +768,16 @@ def decide_note(
     clinic = clinic_of(session, athlete)
     settings = runner_settings(athlete, base, clinic)
     state = training_state(session, athlete, activity_id, settings, run=run)
+    return _note_for(athlete, state, settings, clinic)
+
+
+def _note_for(
+    athlete: Athlete, state: TrainingState, settings: AdviceSettings, clinic: Clinic | None
+) -> Note:
+    """The advice on a run's training state, worded as the runner's note (not yet stored)."""
     advice = advise(state, settings)
     return Note(
-        activity_id=activity_id,
+        activity_id=state.activity_id,
         athlete_id=athlete.id,
         local_date=state.local_date,
         kind=advice.kind,
@@ -769,11 +913,36 @@ def training_state(
         run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
+    return _state_of(
+        row,
+        athlete,
+        ledger.history(session, *_history_args(athlete, row)),
+        ledger.recent_notes(session, athlete.id, activity_id, settings.no_repeat_notes),
+        ledger.runs_between(session, *_recent_runs_args(athlete, row)),
+    )
+
+
+def _history_args(athlete: Athlete, run: Any) -> tuple[Athlete, dt.date, str, int]:
+    """What `ledger.history` is asked for a run's note."""
+    return athlete, run.local_date, MONTHLY_CHECKIN, run.id
+
+
+def _recent_runs_args(athlete: Athlete, run: Any) -> tuple[int, dt.date, dt.date, int]:
+    """What `ledger.runs_between` is asked for a run's note: the four weeks before it."""
+    return athlete.id, run.local_date - dt.timedelta(days=28), run.local_date, run.id
+
+
+def _state_of(
+    row: Any,
+    athlete: Athlete,
+    past: ledger.History,
+    notes: list[ledger.PastNoteRow],
+    recent_runs_m: list[float],
+) -> TrainingState:
+    """The training state of a run from what the ledger answered about it."""
     day = row.local_date
-    past = ledger.history(session, athlete, day, MONTHLY_CHECKIN, row.id)
     t, last = past.totals, past.totals.last_massage
     anchor = ledger.massage_anchor(athlete, last)
-    notes = ledger.recent_notes(session, athlete.id, activity_id, settings.no_repeat_notes)
     return TrainingState(
         activity_id=row.id,
         local_date=day,
@@ -786,9 +955,7 @@ def training_state(
         year_m=t.year_m,
         rolling7_m=t.rolling7_m,
         rolling28_m=t.rolling28_m,
-        recent_runs_m=tuple(
-            ledger.runs_between(session, athlete.id, day - dt.timedelta(days=28), day, row.id)
-        ),
+        recent_runs_m=tuple(recent_runs_m),
         history_days=(day - (past.first_run or day)).days,
         since_massage_m=t.since_massage_m,
         since_massage_days=(day - anchor).days,

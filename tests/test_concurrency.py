@@ -9,14 +9,19 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from strava_massage.merge import BLOCK_START
+from strava_massage.models import Note
 from strava_massage.processing import (
     NOT_CLAIMABLE,
+    AthleteBusy,
     Claimed,
     ClaimLost,
     Services,
+    _handle,
     _keep_claim,
+    _process_claimed,
     claim,
     process_event,
     reopen_events,
@@ -106,14 +111,65 @@ def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
     _keep_claim_now(later, second)  # the newer holder keeps it
 
 
-def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:
+def _runner_with_history(make_stack) -> tuple[Stack, int, Services]:
+    """A connected runner whose history is imported, and no worker: the test runs the tasks."""
     stack: Stack = make_stack()
     stack.subscribe()
     athlete = stack.sim.create_athlete()["id"]
-    stack.connect(athlete)  # no worker: the test runs the tasks itself
+    stack.connect(athlete)
     svc: Services = stack.app.extensions["services"]
     for event in stack.events(backfill=True):
         process_event(svc, event.id)  # the history import
+    return stack, athlete, svc
+
+
+def test_a_runners_other_event_waits_for_the_holder_who_hands_it_on(make_stack) -> None:
+    stack, athlete, svc = _runner_with_history(make_stack)
+    for _ in range(2):
+        stack.sim.create_activity(athlete)
+    first_id, second_id = (e.id for e in stack.events())
+    first = claim(svc, first_id)
+    assert first is not None
+    with pytest.raises(AthleteBusy):
+        claim(svc, second_id)
+    assert process_event(svc, second_id).startswith("waiting")
+    # Finishing, the holder names the runner's next due event: the one that waited.
+    outcome, following = _process_claimed(svc, first)
+    assert outcome.startswith("note written") and following == second_id
+    second = claim(svc, second_id)
+    assert second is not None
+    # A finished event is simply not claimable, whoever holds the runner's other events.
+    assert claim(svc, first_id) is None
+    assert _process_claimed(svc, second)[0].startswith("note written")
+    assert {e.status for e in stack.events()} == {"done"}
+
+
+def test_a_holder_that_lost_its_lease_while_counting_leaves_the_note_to_the_new_one(
+    make_stack,
+) -> None:
+    stack, athlete, svc = _runner_with_history(make_stack)  # no worker: the test plays both
+    run = stack.sim.create_activity(athlete)
+    (event_id,) = (e.id for e in stack.events())
+    now = time.time()
+    first = claim(replace(svc, clock=lambda: now), event_id)
+    later = replace(svc, clock=lambda: now + svc.lease_seconds + 1)
+    second = claim(later, event_id)
+    assert first is not None and second is not None
+    # The first holder fetches and counts, but its lease is gone before it would write.
+    with pytest.raises(ClaimLost):
+        _handle(later, first)
+    path = f"/api/v3/activities/{run['id']}"
+    assert stack.sim.count("PUT", path) == 0
+    assert _process_claimed(later, second)[0].startswith("note written")
+    assert stack.sim.count("PUT", path) == 1
+    assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+    with stack.db.session() as session:
+        notes = session.scalars(select(Note).where(Note.activity_id == run["id"])).all()
+    assert len(notes) == 1 and notes[0].status == "written"
+
+
+def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:
+    stack, athlete, svc = _runner_with_history(make_stack)
     runs = [stack.sim.create_activity(athlete) for _ in range(2)]
     first, second = (e.id for e in stack.events())
     # The first task drains the runner: the second event is done by it, and hinted.
