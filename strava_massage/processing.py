@@ -301,11 +301,10 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
 def _claim_postgres(
     svc: Services, event_id: int, now: dt.datetime, lease_end: dt.datetime
 ) -> Claimed | None:
-    """The claim on PostgreSQL: the runner's lock, the check, the claim and the commit sent
-    together, in one round trip.
+    """The claim on PostgreSQL: the runner's lock, the claim and the commit in one round trip.
 
-    The lock is taken by a statement of its own, so the two after it see every claim
-    committed before it was granted.
+    The lock is taken by a statement of its own, so the claim after it (which also says
+    whether another claim holds the runner) sees every claim committed before it was granted.
     """
     params = {"event_id": event_id, "now": now}
     with svc.db.driver() as pg:
