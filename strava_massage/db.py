@@ -268,12 +268,13 @@ def autocommit_rows(conn: Connection, statement: Any, params: dict[str, Any]) ->
         return cursor.fetchall() if cursor.description else []
 
 
-_COMPILED: dict[ClauseElement, tuple[str, dict[str, Any]]] = {}
+_COMPILED: dict[tuple[ClauseElement, str], tuple[str, dict[str, Any]]] = {}
 
 
 def _compiled(statement: ClauseElement, dialect: Any) -> tuple[str, dict[str, Any]]:
     """A statement's SQL for `dialect` and the values of its literal parameters, made once."""
-    found = _COMPILED.get(statement)
+    key = (statement, dialect.name)
+    found = _COMPILED.get(key)
     if found is None:
         compiled: Any = statement.compile(dialect=dialect)  # an SQLCompiler
         fixed = {
@@ -281,7 +282,7 @@ def _compiled(statement: ClauseElement, dialect: Any) -> tuple[str, dict[str, An
             for bind in compiled.binds.values()
             if not bind.required
         }
-        found = _COMPILED[statement] = (str(compiled), fixed)
+        found = _COMPILED[key] = (str(compiled), fixed)
     return found
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from strava_massage.merge import BLOCK_START
 from strava_massage.models import Note
@@ -166,6 +167,30 @@ def test_a_holder_that_lost_its_lease_while_counting_leaves_the_note_to_the_new_
     with stack.db.session() as session:
         notes = session.scalars(select(Note).where(Note.activity_id == run["id"])).all()
     assert len(notes) == 1 and notes[0].status == "written"
+
+
+def test_the_worker_replaces_a_connection_the_server_dropped(make_stack) -> None:
+    """PostgreSQL's worker skips the pool's ping: a dropped connection fails one attempt."""
+    stack, athlete, svc = _runner_with_history(make_stack)
+    if stack.db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    run = stack.sim.create_activity(athlete)
+    (event_id,) = (e.id for e in stack.events())
+    with stack.db.engine.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert ended  # at least the worker's pooled connection
+    # The error is SQLAlchemy's, so the worker treats it as temporary; the pool lets the dead
+    # connection go, so the next attempt runs on a new one.
+    with pytest.raises(OperationalError) as raised:
+        process_event(svc, event_id)
+    assert raised.value.connection_invalidated
+    assert process_event(svc, event_id).startswith("note written")
+    assert stack.sim.count("PUT", f"/api/v3/activities/{run['id']}") == 1
 
 
 def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:
