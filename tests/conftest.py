@@ -162,6 +162,17 @@ class Stack:
             self.consumer.stop(graceful=True)
             self.consumer = None
 
+    def drop_server_connections(self) -> int:
+        """PostgreSQL: end every other connection to the app's database, as a restart would."""
+        with self.db.engine.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        return int(ended or 0)
+
     def subscribe(self) -> int:
         """Create the webhook subscription (the simulator performs the handshake)."""
         sub_id, _ = create_subscription(self.app)

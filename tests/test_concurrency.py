@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from strava_massage.merge import BLOCK_START
@@ -176,13 +176,7 @@ def test_the_worker_replaces_a_connection_the_server_dropped(make_stack) -> None
         pytest.skip("SQLite has no server to drop a connection")
     run = stack.sim.create_activity(athlete)
     (event_id,) = (e.id for e in stack.events())
-    with stack.db.engine.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar()
+    ended = stack.drop_server_connections()
     assert ended  # at least the worker's pooled connection
     # The error is SQLAlchemy's, so the worker treats it as temporary; the pool lets the dead
     # connection go, so the next attempt runs on a new one.

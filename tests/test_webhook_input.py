@@ -118,13 +118,7 @@ def test_the_intake_replaces_a_connection_the_server_dropped(stack: Stack) -> No
     if stack.db.dialect != "postgresql":
         pytest.skip("SQLite has no server to drop a connection")
     athlete = _one_event_accepted(stack)
-    with stack.db.engine.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar()
+    ended = stack.drop_server_connections()
     assert ended  # at least the intake's pooled connection
     r = _post(stack, athlete["id"], object_id=434343)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
