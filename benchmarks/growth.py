@@ -49,7 +49,6 @@ NOTE_TEXT = (
 LABELS = (
     ("INSERT INTO activities", "upsert_run"),
     ("FROM athletes WHERE", "get athlete"),
-    ("FROM notes WHERE notes.activity_id =", "note of the run"),
     ("FROM activities WHERE activities.id =", "get run"),
     ("sum(CASE", "history: totals, last massage, first run, last check-in"),
     ("SELECT activities.distance_m FROM", "runs_between"),

@@ -126,7 +126,7 @@ class Budget:
             full = [bucket for bucket in (SHORT, DAILY) if bucket not in taken]
             if full:
                 if taken:  # the other window had room: give its share back
-                    conn.execute(_refund(tuple(taken)), {**_window_params(windows), "calls": calls})
+                    _give_back(conn, windows, tuple(taken), calls)
                 daily = full[-1] == DAILY  # the later reset, when both are full
                 raise RateLimited(seconds_until_reset(now, self.window_seconds, daily=daily))
         for bucket, known in taken.items():
@@ -148,8 +148,8 @@ class Budget:
         """
         changed: dict[str, tuple[int, int]] = {}
         todo = list(buckets)
+        params = {**_window_params(windows), **params}
         for _ in range(2):
-            params = {**_window_params(windows), **params}
             rows = autocommit_rows(conn, statement(tuple(todo)), params)
             changed.update((row.bucket, (row.used, row.allowed)) for row in rows)
             todo = [bucket for bucket in todo if bucket not in changed]
@@ -170,8 +170,7 @@ class Budget:
         """Give back requests reserved but not made (the PUT a non-run never needed)."""
         windows = self._windows(self.clock())
         with self.db.write_lock, self.db.autocommit() as conn:
-            params = {**_window_params(windows), "calls": calls}
-            autocommit_rows(conn, _refund((SHORT, DAILY)), params)
+            _give_back(conn, windows, (SHORT, DAILY), calls)
 
     def observe(self, status: RateStatus) -> None:
         """Raise the stored usage to what Strava reports, and take its limits."""
@@ -205,6 +204,11 @@ class Budget:
             else:
                 out[bucket] = max(row.allowed - row.used, 0)
         return out
+
+
+def _give_back(conn: Connection, windows: dict[str, int], buckets: Buckets, calls: int) -> None:
+    """Return `calls` to the buckets' rows, in the windows they were taken from."""
+    autocommit_rows(conn, _refund(buckets), {**_window_params(windows), "calls": calls})
 
 
 def _window_params(windows: dict[str, int]) -> dict[str, int]:

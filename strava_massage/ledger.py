@@ -219,19 +219,14 @@ _HISTORY = _TOTALS.add_columns(_FIRST_RUN, _LAST_NOTE)
 
 
 def history_query(athlete: Athlete, day: dt.date, kind: str, exclude: int) -> Query:
-    """The statement behind `history`; `history_of` reads its row."""
+    """The totals around `day`, the runner's first run, and the latest date on or before `day`
+    they got a note of `kind` (one run left out), in one statement; `history_of` reads its row."""
     return _HISTORY, {**_totals_params(athlete, day), "kind": kind, "exclude": exclude}
 
 
 def history_of(row: Any) -> History:
     """A History from the row of `history_query`."""
     return History(_totals_of(row), row[7], row[8])
-
-
-def history(session: Executor, athlete: Athlete, day: dt.date, kind: str, exclude: int) -> History:
-    """The totals around `day`, the runner's first run, and the latest date on or before `day`
-    they got a note of `kind` (one run left out), in one statement."""
-    return history_of(session.execute(*history_query(athlete, day, kind, exclude)).one())
 
 
 _RUNS_BETWEEN = select(Activity.distance_m).where(
@@ -243,16 +238,9 @@ _RUNS_BETWEEN = select(Activity.distance_m).where(
 
 
 def runs_between_query(athlete_id: int, first: dt.date, last: dt.date, exclude: int) -> Query:
-    """The statement behind `runs_between`: one distance a row."""
+    """Distances of the runs dated first..last, leaving out one activity: one a row."""
     params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
     return _RUNS_BETWEEN, params
-
-
-def runs_between(
-    session: Executor, athlete_id: int, first: dt.date, last: dt.date, exclude: int
-) -> list[float]:
-    """Distances of the runs dated first..last, leaving out one activity."""
-    return list(session.scalars(*runs_between_query(athlete_id, first, last, exclude)))
 
 
 class PastNoteRow(Protocol):
@@ -275,12 +263,5 @@ _RECENT_NOTES = (
 
 
 def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
-    """The statement behind `recent_notes`: rows of PastNoteRow's columns."""
+    """The runner's latest notes, newest first, leaving out one activity's (PastNoteRow rows)."""
     return _RECENT_NOTES, {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
-
-
-def recent_notes(
-    session: Executor, athlete_id: int, exclude: int, limit: int = 10
-) -> list[PastNoteRow]:
-    """The runner's latest notes, newest first, leaving out one activity's."""
-    return list(session.execute(*recent_notes_query(athlete_id, exclude, limit)))

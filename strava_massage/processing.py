@@ -280,9 +280,9 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
     if svc.db.dialect == "postgresql":
         return _claim_postgres(svc, event_id, now, lease_end)
     with svc.db.jobs.connect() as conn:
-        state = conn.execute(_STATE, {"event_id": event_id}).first()
+        state: Any = conn.execute(_STATE, {"event_id": event_id}).first()
         # Most tasks of a busy runner find their event finished by the runner's drain (below).
-        if state is None or state.status not in OPEN or _aware(state.due_at) > now:
+        if not _claimable(state, now):
             return None
         params = {"event_id": event_id, "owner": state.owner_id, "now": now}
         with svc.db.write_lock:
@@ -314,15 +314,18 @@ def _claim_postgres(
             pg.commit()
         row: Any = claimed.fetchone()
         if row.id is None:
-            found = state.fetchone()
+            found: Any = state.fetchone()
             # Not claimed: because of another claim only if the event itself was claimable.
-            if found is None or found.status not in OPEN or _aware(found.due_at) > now:
-                return None
-            if row.busy:
+            if row.busy and _claimable(found, now):
                 raise AthleteBusy(found.owner_id)
             return None
     values = row._asdict()
     return _claimed(values, _runner(values))
+
+
+def _claimable(state: Any, now: dt.datetime) -> bool:
+    """Whether an event's state (a row of `_STATE`, or None) lets it be claimed at `now`."""
+    return state is not None and state.status in OPEN and _aware(state.due_at) <= now
 
 
 def _claimed(values: Any, runner: Runner | None) -> Claimed:
@@ -649,11 +652,9 @@ def _send_state_reads(
     pg: Driver, athlete: Athlete, run: Activity, settings: AdviceSettings
 ) -> Callable[[], TrainingState]:
     """Send the ledger reads of a run's training state; returns what builds it from them."""
-    past = pg.send(*ledger.history_query(*_history_args(athlete, run)))
-    notes = pg.send(*ledger.recent_notes_query(athlete.id, run.id, settings.no_repeat_notes))
-    runs = pg.send(*ledger.runs_between_query(*_recent_runs_args(athlete, run)))
+    history, notes, runs = (pg.send(*query) for query in _state_queries(athlete, run, settings))
     return lambda: _state_of(
-        run, athlete, ledger.history_of(past.fetchone()), notes.fetchall(), [r[0] for r in runs]
+        run, athlete, ledger.history_of(history.fetchone()), notes.fetchall(), [r[0] for r in runs]
     )
 
 
@@ -912,23 +913,27 @@ def training_state(
         run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
+    history, notes, runs = _state_queries(athlete, row, settings)
     return _state_of(
         row,
         athlete,
-        ledger.history(session, *_history_args(athlete, row)),
-        ledger.recent_notes(session, athlete.id, activity_id, settings.no_repeat_notes),
-        ledger.runs_between(session, *_recent_runs_args(athlete, row)),
+        ledger.history_of(session.execute(*history).one()),
+        list(session.execute(*notes)),
+        list(session.scalars(*runs)),
     )
 
 
-def _history_args(athlete: Athlete, run: Any) -> tuple[Athlete, dt.date, str, int]:
-    """What `ledger.history` is asked for a run's note."""
-    return athlete, run.local_date, MONTHLY_CHECKIN, run.id
-
-
-def _recent_runs_args(athlete: Athlete, run: Any) -> tuple[int, dt.date, dt.date, int]:
-    """What `ledger.runs_between` is asked for a run's note: the four weeks before it."""
-    return athlete.id, run.local_date - dt.timedelta(days=28), run.local_date, run.id
+def _state_queries(
+    athlete: Athlete, run: Any, settings: AdviceSettings
+) -> tuple[ledger.Query, ledger.Query, ledger.Query]:
+    """The ledger's reads behind a run's training state: its history (totals, first run, last
+    check-in), the runner's recent notes, and their runs of the four weeks before it."""
+    day = run.local_date
+    return (
+        ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
+        ledger.recent_notes_query(athlete.id, run.id, settings.no_repeat_notes),
+        ledger.runs_between_query(athlete.id, day - dt.timedelta(days=28), day, run.id),
+    )
 
 
 def _state_of(
