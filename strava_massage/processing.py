@@ -386,6 +386,12 @@ def process_event(svc: Services, event_id: int) -> str:
     Then take the runner's other due events, one by one: claims that found the runner busy
     left theirs to the holder rather than polling for their turn.
     """
+    with svc.db.pinned():  # one jobs connection for all the steps
+        return _process_event(svc, event_id)
+
+
+def _process_event(svc: Services, event_id: int) -> str:
+    """`process_event`, inside its pinned connection."""
     if event_id in svc.drained:
         svc.drained.discard(event_id)
         if _ended(svc, event_id):

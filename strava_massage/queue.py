@@ -57,12 +57,38 @@ class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
             )
 
 
+class _NeverRevoked:
+    """huey without its revocation lookup before every task: this service revokes none.
+
+    Whether an event runs is the events table's to say (a finished event's task stops at its
+    claim); the lookup was one more round trip to the queue's store per task.
+    """
+
+    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+        """No task is ever revoked."""
+        return False
+
+    def revoke(self, task: Any, revoke_until: Any = None, revoke_once: bool = False) -> None:
+        """Refused: a revocation would never be looked up."""
+        raise NotImplementedError("tasks are never revoked here: finish or delete the event")
+
+    revoke_all = revoke
+
+
+class _SqliteHuey(_NeverRevoked, SqliteHuey):  # type: ignore[misc]
+    """huey on a SQLite file, never revoking."""
+
+
+class _RedisHuey(_NeverRevoked, RedisHuey):  # type: ignore[misc]
+    """huey on Redis, never revoking."""
+
+
 def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20) -> Huey:
     """A huey instance for QUEUE_URL: `sqlite:///path` or `redis://...`."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey(
+        return _SqliteHuey(
             name,
             filename=str(path),
             results=False,
@@ -74,7 +100,7 @@ def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20)
         # "too many connections" when every one is in use.
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         # Workers block on BRPOP; a short read timeout lets a SIGTERM'd worker exit promptly.
-        return RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
+        return _RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
     raise ValueError(f"QUEUE_URL must be sqlite:///path or redis://...; got {url.split(':')[0]}")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -185,6 +186,32 @@ def test_the_worker_replaces_a_connection_the_server_dropped(make_stack) -> None
     assert raised.value.connection_invalidated
     assert process_event(svc, event_id).startswith("note written")
     assert stack.sim.count("PUT", f"/api/v3/activities/{run['id']}") == 1
+
+
+def test_a_task_on_postgresql_checks_out_one_connection_for_all_its_steps(make_stack) -> None:
+    stack, athlete, svc = _runner_with_history(make_stack)
+    if stack.db.dialect != "postgresql":
+        pytest.skip("SQLite's worker has no pool of server connections to spare")
+    runs = [stack.sim.create_activity(athlete) for _ in range(2)]
+    first = stack.events()[0].id
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(None)
+
+    sa_event.listen(stack.db.jobs, "checkout", count)
+    try:
+        # Claim, budget, ledger and finish of both runs (the second in the first's drain).
+        assert process_event(svc, first).startswith("note written")
+    finally:
+        sa_event.remove(stack.db.jobs, "checkout", count)
+    assert len(checkouts) == 1
+    for run in runs:
+        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
+    # Handed back as the pool hands connections out: not in a transaction, not autocommit.
+    with stack.db.jobs.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw.info.transaction_status == 0 and not raw.autocommit
 
 
 def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:

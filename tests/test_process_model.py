@@ -165,3 +165,17 @@ def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_p
     for run in runs[::50]:
         assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
     assert all("event processed" in log.read_text() for log in logs)  # both did work
+
+
+def test_the_events_table_not_a_revocation_decides_whether_a_task_runs(stack: Stack) -> None:
+    tasks = stack.app.extensions["tasks"]
+    huey = tasks.huey
+    # What huey's revoke_all would store for the task: the worker never looks it up.
+    huey.put(huey._task_key(tasks.process_event, "rt"), (None, False))
+    with pytest.raises(NotImplementedError):
+        tasks.process_event.revoke()
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    run = stack.sim.create_activity(athlete["id"])
+    assert [e.outcome for e in stack.wait_idle()][-1].startswith("note")
+    assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
