@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -657,11 +657,10 @@ def _count_postgres(
 def _send_state_reads(
     pg: Driver, athlete: Athlete, run: Activity, settings: AdviceSettings
 ) -> Callable[[], TrainingState]:
-    """Send the ledger reads of a run's training state; returns what builds it from them."""
-    history, notes, runs = (pg.send(*query) for query in _state_queries(athlete, run, settings))
-    return lambda: _state_of(
-        run, athlete, ledger.history_of(history.fetchone()), notes.fetchall(), [r[0] for r in runs]
-    )
+    """Send the ledger reads of a run's training state (one statement); returns what builds
+    the state from their answer."""
+    read = pg.send(*ledger.state_query_postgres(*_state_queries(athlete, run, settings)))
+    return lambda: _state_of(run, athlete, *ledger.state_of_postgres(read.fetchone()))
 
 
 def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
@@ -946,8 +945,8 @@ def _state_of(
     row: Any,
     athlete: Athlete,
     past: ledger.History,
-    notes: list[ledger.PastNoteRow],
-    recent_runs_m: list[float],
+    notes: Sequence[ledger.PastNoteRow],
+    recent_runs_m: Sequence[float],
 ) -> TrainingState:
     """The training state of a run from what the ledger answered about it."""
     day = row.local_date
