@@ -605,10 +605,10 @@ def _count_postgres(
 ) -> Note | None:
     """`_count` on PostgreSQL, in two round trips of one transaction.
 
-    First the run is stored and everything its note looks at is read; then the note is stored,
-    the lease renewed and the transaction committed. The commit goes with the renewal, so a
-    lost claim is found after it: what it kept is the run (stored by id) and the note (one a
-    run), which the event's new holder finds and uses.
+    First the run is stored and everything its note looks at is read; then the note is stored
+    and the lease renewed (one statement), and the transaction committed. The commit goes with
+    the renewal, so a lost claim is found after it: what it kept is the run (stored by id) and
+    the note (one a run), which the event's new holder finds and uses.
     """
     run = ledger.run_of(info)
     zone = _new_zone(athlete, info.timezone)
@@ -634,22 +634,22 @@ def _count_postgres(
         if note is None and state is not None:
             decided = _note_for(athlete, state(), settings, clinic)
         with pg.pipeline():
-            inserted = None
+            sent = None
             if decided is not None:
-                inserted = pg.send(_note_insert("postgresql"), _note_values(decided))
-            fenced = note is not None or decided is not None
-            kept = pg.send(_KEEP, _lease(svc, event)) if fenced else None
+                sent = pg.send(_NOTE_AND_LEASE, _note_values(decided) | _lease(svc, event))
+            elif note is not None:
+                sent = pg.send(_LEASE, _lease(svc, event))
             pg.commit()
-        if decided is not None and inserted is not None:
-            new = inserted.fetchone()
-            if new is None:  # another worker decided this activity's note first: use theirs
-                new = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
-                assert new is not None, "a note conflicts with the one stored"
-                decided = Note(**new._asdict())
-            decided.id = new.id
+        answer: Any = sent.fetchone() if sent is not None else None
+        if decided is not None:
+            if answer.id is not None:
+                decided.id = answer.id
+            else:  # another worker decided this activity's note first: use theirs
+                found = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
+                assert found is not None, "a note conflicts with the one stored"
+                decided = Note(**found._asdict())
             note = decided
-    lost = kept is None or not kept.rowcount
-    if note is not None and not _already_written(event, note) and lost:
+    if note is not None and not _already_written(event, note) and not answer.kept:
         raise ClaimLost(event.id)
     return note
 
@@ -723,6 +723,20 @@ def _note_insert(dialect: str) -> Any:
             .returning(_NOTES.c.id)
         )
     return _NOTE_INSERTS[dialect]
+
+
+def _renewed(*inserts: Any) -> Any:
+    """PostgreSQL: the lease's renewal, with data-modifying CTEs run beside it, as one
+    statement; its row says whether the lease was renewed (`kept`) and gives the id each
+    insert returned (null when it inserted nothing)."""
+    kept = _KEEP.returning(_EVENTS.c.id).cte("kept")
+    found = [select(cte.c.id).scalar_subquery().label("id") for cte in inserts]
+    return select(*found, select(func.count()).select_from(kept).scalar_subquery().label("kept"))
+
+
+_LEASE = _renewed()
+# A new note is stored by the same statement that renews the lease.
+_NOTE_AND_LEASE = _renewed(_note_insert("postgresql").cte("inserted"))
 
 
 def _new_zone(athlete: Athlete, strava_zone: str | None) -> str | None:
