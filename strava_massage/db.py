@@ -296,12 +296,14 @@ def _idle_again(conn: Connection, raw: Any) -> bool:
     False if it is unusable (the server closed it, or the rollback failed): it is invalidated,
     and the next step of the task takes one from the pool.
     """
+    from psycopg.pq import TransactionStatus
+
     if conn.invalidated:
         return False
     try:
         if conn.in_transaction():  # a statement through SQLAlchemy began one (budget rows)
             conn.rollback()
-        if raw.info.transaction_status != 0:  # not IDLE: what the Driver left uncommitted
+        if raw.info.transaction_status != TransactionStatus.IDLE:  # the Driver left one open
             raw.rollback()
         raw.autocommit = False
     except Exception as e:  # whatever broke it, it is not reused

@@ -230,11 +230,12 @@ def history_of(row: Any) -> History:
     return History(_totals_of(row), row[7], row[8])
 
 
-_RUNS_BETWEEN = select(Activity.distance_m).where(
-    Activity.athlete_id == bindparam("athlete_id"),
-    Activity.local_date >= bindparam("first", type_=Date),
-    Activity.local_date <= bindparam("last", type_=Date),
-    Activity.id != bindparam("exclude"),
+# On the runs alias, so PostgreSQL's state statement can take it as a subquery (below).
+_RUNS_BETWEEN = select(_RUNS.c.distance_m).where(
+    _RUNS.c.athlete_id == bindparam("athlete_id"),
+    _RUNS.c.local_date >= bindparam("first", type_=Date),
+    _RUNS.c.local_date <= bindparam("last", type_=Date),
+    _RUNS.c.id != bindparam("exclude"),
 )
 
 
@@ -282,16 +283,7 @@ def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
 # PostgreSQL: the runs of the four weeks (an array) and the recent notes (a JSON list, newest
 # first) ride in the history statement as two more scalar subqueries. On the worker's path
 # each statement costs a protocol exchange on both sides, more than these reads themselves.
-_RUNS_ARRAY = (
-    select(func.array_agg(_RUNS.c.distance_m))
-    .where(
-        _RUNS.c.athlete_id == bindparam("athlete_id"),
-        _RUNS.c.local_date >= bindparam("first", type_=Date),
-        _RUNS.c.local_date <= bindparam("last", type_=Date),
-        _RUNS.c.id != bindparam("exclude"),
-    )
-    .scalar_subquery()
-)
+_RUNS_ARRAY = _RUNS_BETWEEN.with_only_columns(func.array_agg(_RUNS.c.distance_m)).scalar_subquery()
 _LATEST = _RECENT_NOTES.add_columns(_NOTES.c.id).subquery("latest")
 _NOTES_JSON = select(
     func.json_agg(

@@ -645,9 +645,9 @@ def _count_postgres(
             if answer.id is not None:
                 decided.id = answer.id
             else:  # another worker decided this activity's note first: use theirs
-                found = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
-                assert found is not None, "a note conflicts with the one stored"
-                decided = Note(**found._asdict())
+                theirs = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
+                assert theirs is not None, "a note conflicts with the one stored"
+                decided = Note(**theirs._asdict())
             note = decided
     if note is not None and not _already_written(event, note) and not answer.kept:
         raise ClaimLost(event.id)
