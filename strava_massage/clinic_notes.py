@@ -17,13 +17,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from strava_massage.advice import (
+    COMEBACK,
     DEFAULTS,
+    HIGH_VOLUME,
     KINDS,
+    LOAD_SPIKE,
+    LONG_RUN,
+    MONTHLY_CHECKIN,
+    POST_RACE,
+    PRE_RACE,
+    RECOVERY_TIP,
+    WORKOUT_RACE,
     Advice,
     AdviceSettings,
+    PastRun,
     TrainingState,
     Units,
-    rules,
+    advise,
+    history,
 )
 from strava_massage.advice.state import metres_per_unit
 from strava_massage.models import Clinic
@@ -35,108 +46,107 @@ SAMPLE_DAY = dt.date(2026, 4, 16)  # a Thursday, mid-week: the week totals have 
 HALF_MARATHON_M = 21_097.5
 # Seconds per unit at an easy pace (5:30 per km, 8:50 per mile), for believable moving times.
 _PACE = {"km": 330, "mi": 530}
-# The session rules by kind; the recovery tip has its own signature and is called apart.
-_SESSION_RULES: dict[str, rules.Rule] = {
-    rules.POST_RACE: rules.post_race,
-    rules.PRE_RACE: rules.pre_race,
-    rules.LOAD_SPIKE: rules.load_spike,
-    rules.LONG_RUN: rules.long_run,
-    rules.HIGH_VOLUME: rules.high_volume,
-    rules.MONTHLY_CHECKIN: rules.monthly_checkin,
-}
+# A sample runner's usual week: runs on Monday, Wednesday, Friday and Sunday, 40 km or 25 mi.
+_RUN_DAYS = (0, 2, 4, 6)
+_USUAL_WEEK = {"km": 40, "mi": 25}
 
 
 # --- sample runners ----------------------------------------------------------------------------
 
 
-def _easy_week(units: Units) -> dict[str, Any]:
-    """An ordinary 8-unit run in a quiet 20-unit week, a year of history, no race, no cooldown."""
+def _usual_runs(day: dt.date, weekly_m: float, *, until: int = 1) -> list[PastRun]:
+    """Twelve weeks of the usual week before `day`, the last run `until` days before it."""
+    first = history.week_start(day) - dt.timedelta(weeks=12)
+    last = day - dt.timedelta(days=until)
+    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    return [PastRun(d, weekly_m / len(_RUN_DAYS)) for d in days if d.weekday() in _RUN_DAYS]
+
+
+def _state(
+    units: Units, day: dt.date, runs: list[PastRun], distance_m: float, **fields: Any
+) -> TrainingState:
+    """A sample runner's state for a run of `distance_m` on `day` after `runs`, totals summed."""
+    every = [*runs, PastRun(day, distance_m, fields.get("workout_type"))]
     u = metres_per_unit(units)
-    return {
+    values: dict[str, Any] = {
         "activity_id": 1,
-        "local_date": SAMPLE_DAY,
-        "distance_m": 8 * u,
-        "moving_time_s": 8 * _PACE[units],
+        "local_date": day,
+        "distance_m": distance_m,
+        "moving_time_s": round(distance_m / u * _PACE[units]),
         "workout_type": None,
         "units": units,
-        "week_m": 20 * u,
-        "month_m": 60 * u,
-        "year_m": 400 * u,
-        "rolling7_m": 20 * u,
-        "rolling28_m": 80 * u,  # a steady 20 a week: acute:chronic 1.0
-        "recent_runs_m": (8 * u,) * 10,
-        "history_days": 365,
+        **history.totals_around(every, day),
+        "past_runs": tuple(runs),
+        "history_days": (day - runs[0].local_date).days if runs else 0,
         "since_massage_m": 50 * u,
         "since_massage_days": 12,
-        "last_massage_date": SAMPLE_DAY - dt.timedelta(days=12),
+        "last_massage_date": day - dt.timedelta(days=12),
         "next_race_date": None,
         "recent_notes": (),
     }
-
-
-def _steady(week_m: float) -> dict[str, float]:
-    """Week, 7 and 28 days for a runner whose weeks are all about this long (ratio 1.0)."""
-    return {"week_m": week_m, "rolling7_m": week_m, "rolling28_m": 4 * week_m}
+    values.update(fields)
+    return TrainingState(**values)
 
 
 def sample_state(
     kind: str, units: Units = "km", settings: AdviceSettings = DEFAULTS
 ) -> TrainingState:
-    """A training state that makes the rule `kind` fire under `settings` (KeyError if unknown)."""
+    """A training state that makes the rule `kind` fire under `settings` (KeyError if unknown).
+
+    A steady runner (the usual week for twelve weeks); each rule's runner differs from it just
+    enough for that rule to be the one that fires.
+    """
     u = metres_per_unit(units)
-    fields = _easy_week(units)
-    if kind == rules.POST_RACE:
-        fields.update(
-            distance_m=HALF_MARATHON_M, moving_time_s=6_330, workout_type=rules.WORKOUT_RACE,
-            **_steady(12 * u + HALF_MARATHON_M),
-        )  # fmt: skip
-    elif kind == rules.PRE_RACE:
+    weekly = _USUAL_WEEK[units] * u
+    day = SAMPLE_DAY
+    usual = _usual_runs(day, weekly, until=3)  # Monday: this run takes Wednesday's place
+    if kind == POST_RACE:
+        return _state(
+            units, day, usual, HALF_MARATHON_M, workout_type=WORKOUT_RACE, moving_time_s=6_330
+        )
+    if kind == PRE_RACE:
         race_in = max(settings.pre_race_min_days, min(5, settings.pre_race_max_days))
-        fields.update(next_race_date=SAMPLE_DAY + dt.timedelta(days=race_in))
-    elif kind == rules.LOAD_SPIKE:
-        # Three steady 20-unit weeks, then a 7-day load that puts the ratio 0.25 past the spike
-        # mark: r7 / ((r7 + 60) / 4) = ratio solves to r7 = 60 * ratio / (4 - ratio).
-        ratio = settings.acwr_spike + 0.25
-        last7 = 60 * u * ratio / (4 - ratio)
-        fields.update(
-            distance_m=10 * u, moving_time_s=10 * _PACE[units], week_m=0.8 * last7,
-            rolling7_m=last7, rolling28_m=last7 + 60 * u,
-        )  # fmt: skip
-    elif kind == rules.LONG_RUN:
-        # Untagged, so the note explains it against the runner's average run.
-        shortest = max(settings.long_run_factor * 8 * u, settings.long_run_min_m(units))
+        return _state(
+            units, day, usual, weekly / 4, next_race_date=day + dt.timedelta(days=race_in)
+        )
+    if kind == LOAD_SPIKE:
+        # Four runs this week that take it a quarter past the jump mark over the usual week.
+        size = (settings.week_jump + 0.25) * weekly / 4
+        this_week = [PastRun(day - dt.timedelta(days=n), size) for n in (3, 2, 1)]
+        return _state(units, day, _usual_runs(day, weekly, until=4) + this_week, size)
+    if kind == COMEBACK:
+        # Sixteen days off, two weeks ago, then two short runs.
+        back = [PastRun(day - dt.timedelta(days=3), weekly / 8)]
+        return _state(units, day, _usual_runs(day, weekly, until=20) + back, weekly / 8)
+    if kind == LONG_RUN:
+        # On a Sunday after a week of rest, so only the long run rule has a say; untagged, so
+        # the note explains it against the runner's average run.
+        shortest = max(settings.long_run_factor * weekly / 4, settings.long_run_min_m(units))
         distance = (math.ceil(shortest / u) + 2) * u
-        fields.update(
-            distance_m=distance, moving_time_s=round(distance / u * _PACE[units]),
-            **_steady(distance + 12 * u),
-        )  # fmt: skip
-    elif kind == rules.HIGH_VOLUME:
-        # This 10-unit run crosses the weekly mark by 2; recent runs as long, so not a long run.
-        threshold = settings.high_volume_m(units)
-        fields.update(
-            distance_m=10 * u, moving_time_s=10 * _PACE[units], recent_runs_m=(10 * u,) * 12,
-            **_steady(threshold + 2 * u),
-        )  # fmt: skip
-    elif kind == rules.MONTHLY_CHECKIN:
+        sunday = day + dt.timedelta(days=3)
+        return _state(units, sunday, _usual_runs(sunday, max(weekly, distance), until=7), distance)
+    if kind == HIGH_VOLUME:
+        # Every week past the mark, so the last 7 days are as big as the biggest.
+        big = max(weekly, math.ceil(settings.high_volume_m(units) / u + 2) * u)
+        return _state(units, day, _usual_runs(day, big), big / 4)
+    if kind == MONTHLY_CHECKIN:
         days = settings.checkin_days + 4
-        fields.update(
-            since_massage_days=days, since_massage_m=settings.checkin_m(units) + 15 * u,
-            last_massage_date=SAMPLE_DAY - dt.timedelta(days=days),
+        return _state(
+            units, day, usual, weekly / 4, since_massage_days=days,
+            since_massage_m=settings.checkin_m(units) + 15 * u,
+            last_massage_date=day - dt.timedelta(days=days),
         )  # fmt: skip
-    elif kind != rules.RECOVERY_TIP:
-        raise KeyError(kind)
-    return TrainingState(**fields)
+    if kind == RECOVERY_TIP:
+        return _state(units, day, usual, weekly / 4)
+    raise KeyError(kind)
 
 
 @functools.lru_cache(maxsize=256)
 def sample_advice(kind: str, units: Units = "km", settings: AdviceSettings = DEFAULTS) -> Advice:
-    """The advice the real rule `kind` gives its sample runner (KeyError for an unknown kind)."""
-    state = sample_state(kind, units, settings)
-    if kind == rules.RECOVERY_TIP:
-        return rules.recovery_tip(state, settings)
-    advice = _SESSION_RULES[kind](state, settings)
-    if advice is None:  # a state built to fire the rule did not: a bug here, not the clinic's
-        raise RuntimeError(f"the sample runner for {kind} does not fire the rule")
+    """The advice the real rules give the sample runner of `kind` (KeyError for an unknown kind)."""
+    advice = advise(sample_state(kind, units, settings), settings)
+    if advice.kind != kind:  # a state built to fire the rule did not: a bug here, not the clinic's
+        raise RuntimeError(f"the sample runner for {kind} gets a {advice.kind} note")
     return advice
 
 
@@ -209,7 +219,9 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("checkin_days", 7, 120, whole=True),
     Threshold("checkin_km", 20, 1000),
     Threshold("checkin_mi", 12, 620),
-    Threshold("cooldown_days", 1, 30, whole=True),
+    Threshold("week_jump", 1.1, 3),
+    Threshold("session_gap_days", 1, 60, whole=True),
+    Threshold("peak_session_gap_days", 1, 30, whole=True),
 )
 THRESHOLD_NAMES = frozenset(t.name for t in THRESHOLDS)
 

@@ -62,17 +62,29 @@ RULE_TEXT: dict[str, tuple[Any, Any]] = {
     "load_spike": (
         _l("Sudden jump in training"),
         _l(
-            "The last seven days are well above the runner's usual week: overuse risk, so a "
-            "preventive session."
+            "This week is well above the last, or the last seven days well above the weeks "
+            "before: overuse risk, so a preventive session (a warning only, for beginners)."
+        ),
+    ),
+    "comeback": (
+        _l("Back after a break"),
+        _l(
+            "The runner is back from ten or more days off and below their old volume: a "
+            "welcome back and a tip for building up gradually, never a load alarm."
         ),
     ),
     "long_run": (
         _l("Long run"),
-        _l("A run clearly longer than the runner's usual: a recovery session for tired legs."),
+        _l(
+            "A real long run (not a cutback one): a recovery session, and which muscles to ask for."
+        ),
     ),
     "high_volume": (
         _l("Big week"),
-        _l("This run took the week past the high-mileage mark: regular sessions pay off most."),
+        _l(
+            "The last seven days are past the high-mileage mark and among the runner's "
+            "biggest weeks: regular sessions pay off most."
+        ),
     ),
     "monthly_checkin": (
         _l("Monthly check-in"),
@@ -81,8 +93,8 @@ RULE_TEXT: dict[str, tuple[Any, Any]] = {
     "recovery_tip": (
         _l("Recovery tip"),
         _l(
-            "No session is due (or one was suggested a few days ago): a self-care tip that "
-            "fits the run."
+            "No session is due: a self-care tip that fits the run (after a race or a long run, "
+            "a workout, race week, an easy day)."
         ),
     ),
 }
@@ -112,7 +124,12 @@ THRESHOLD_TEXT: dict[str, tuple[Any, str]] = {
     "checkin_days": (_l("Monthly check-in: days since the last session"), _l("days")),
     "checkin_km": (_l("Monthly check-in: distance since the last session, in kilometres"), "km"),
     "checkin_mi": (_l("Monthly check-in: distance since the last session, in miles"), "mi"),
-    "cooldown_days": (_l("Days between two session suggestions, at least"), _l("days")),
+    "week_jump": (_l("Sudden jump: this week over last week, times"), _l("times")),
+    "session_gap_days": (_l("Days between two session suggestions, at least"), _l("days")),
+    "peak_session_gap_days": (
+        _l("Days between two session suggestions in the runner's peak weeks, at least"),
+        _l("days"),
+    ),
 }
 
 

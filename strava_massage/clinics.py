@@ -23,10 +23,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from strava_massage import ledger
 from strava_massage.advice import AdviceSettings, Units, to_units
+from strava_massage.advice.state import NIGGLE_AREAS, Niggle
 from strava_massage.dashboard import runner_today
 from strava_massage.models import Athlete, Clinic, ClinicStaff, ConsentChange, MassageSession
 from strava_massage.processing import runner_settings
-from strava_massage.runner import InputError
+from strava_massage.runner import InputError, active_niggle
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -255,6 +256,7 @@ class RosterRow:
     since_days: int
     due: bool
     shared_since: dt.datetime
+    niggle: Niggle | None = None  # a sore area the runner noted, while it lasts
 
 
 @dataclass(frozen=True)
@@ -268,9 +270,9 @@ class Roster:
 
 def session_due(settings: AdviceSettings, units: Units, totals: ledger.Totals, days: int) -> bool:
     """Due for a session by the note rules' own thresholds: the monthly check-in's distance and
-    days since the last one, or a high-volume week with the cooldown over."""
+    days since the last one, or a high-volume week with the usual gap between sessions over."""
     monthly = days >= settings.checkin_days and totals.since_massage_m >= settings.checkin_m(units)
-    big_week = totals.week_m >= settings.high_volume_m(units) and days >= settings.cooldown_days
+    big_week = totals.week_m >= settings.high_volume_m(units) and days >= settings.session_gap_days
     return monthly or big_week
 
 
@@ -309,6 +311,7 @@ def roster(session: Session, clinic: Clinic, now: dt.datetime | None = None) -> 
                 since_days=days,
                 due=session_due(settings, units, totals, days),
                 shared_since=athlete.clinic_consent_at,
+                niggle=active_niggle(athlete, today),
             )
         )
     return Roster(total=total, not_sharing=total - len(rows), sharing=rows)
@@ -341,7 +344,7 @@ def log_session(
 
 CSV_HEADER = (
     "name", "units", "this_week", "since_last_session", "last_session", "days_since",
-    "due_for_session", "sharing_since",
+    "due_for_session", "sharing_since", "sore_area", "sore_since",
 )  # fmt: skip
 
 
@@ -366,6 +369,8 @@ def roster_csv(rows: Iterable[RosterRow]) -> str:
                 r.since_days,
                 "yes" if r.due else "no",
                 r.shared_since.date().isoformat(),
+                NIGGLE_AREAS[r.niggle.area] if r.niggle else "",
+                r.niggle.since.isoformat() if r.niggle else "",
             ]
         )
     return out.getvalue()

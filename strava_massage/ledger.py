@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Date, bindparam, case, delete, func, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -230,17 +229,21 @@ def history_of(row: Any) -> History:
     return History(_totals_of(row), row[7], row[8])
 
 
-# On the runs alias, so PostgreSQL's state statement can take it as a subquery (below).
-_RUNS_BETWEEN = select(_RUNS.c.distance_m).where(
-    _RUNS.c.athlete_id == bindparam("athlete_id"),
-    _RUNS.c.local_date >= bindparam("first", type_=Date),
-    _RUNS.c.local_date <= bindparam("last", type_=Date),
-    _RUNS.c.id != bindparam("exclude"),
+_RUNS_BETWEEN = (
+    select(_RUNS.c.local_date, _RUNS.c.distance_m, _RUNS.c.workout_type)
+    .where(
+        _RUNS.c.athlete_id == bindparam("athlete_id"),
+        _RUNS.c.local_date >= bindparam("first", type_=Date),
+        _RUNS.c.local_date <= bindparam("last", type_=Date),
+        _RUNS.c.id != bindparam("exclude"),
+    )
+    .order_by(_RUNS.c.local_date, _RUNS.c.id)
 )
 
 
 def runs_between_query(athlete_id: int, first: dt.date, last: dt.date, exclude: int) -> Query:
-    """Distances of the runs dated first..last, leaving out one activity: one a row."""
+    """The runs dated first..last, oldest first, leaving out one activity: (local_date,
+    distance_m, workout_type) rows."""
     params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
     return _RUNS_BETWEEN, params
 
@@ -264,9 +267,19 @@ class PastNoteRow(Protocol):
     def is_session(self) -> bool:
         """Whether it suggested a session."""
 
+    @property
+    def wording_id(self) -> str | None:
+        """The rule's wording it used, if any."""
+
 
 _RECENT_NOTES = (
-    select(_NOTES.c.local_date, _NOTES.c.kind, _NOTES.c.tip_id, _NOTES.c.is_session)
+    select(
+        _NOTES.c.local_date,
+        _NOTES.c.kind,
+        _NOTES.c.tip_id,
+        _NOTES.c.is_session,
+        _NOTES.c.wording_id,
+    )
     .where(
         _NOTES.c.athlete_id == bindparam("athlete_id"), _NOTES.c.activity_id != bindparam("exclude")
     )
@@ -278,44 +291,3 @@ _RECENT_NOTES = (
 def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
     """The runner's latest notes, newest first, leaving out one activity's (PastNoteRow rows)."""
     return _RECENT_NOTES, {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}
-
-
-# PostgreSQL: the runs of the four weeks (an array) and the recent notes (a JSON list, newest
-# first) ride in the history statement as two more scalar subqueries. On the worker's path
-# each statement costs a protocol exchange on both sides, more than these reads themselves.
-_RUNS_ARRAY = _RUNS_BETWEEN.with_only_columns(func.array_agg(_RUNS.c.distance_m)).scalar_subquery()
-_LATEST = _RECENT_NOTES.add_columns(_NOTES.c.id).subquery("latest")
-_NOTES_JSON = select(
-    func.json_agg(
-        aggregate_order_by(
-            func.json_build_array(
-                _LATEST.c.local_date, _LATEST.c.kind, _LATEST.c.tip_id, _LATEST.c.is_session
-            ),
-            _LATEST.c.local_date.desc(),
-            _LATEST.c.id.desc(),
-        )
-    )
-).scalar_subquery()
-_STATE_PG = _HISTORY.add_columns(_RUNS_ARRAY, _NOTES_JSON)
-
-
-class NoteRow(NamedTuple):
-    """A past note as the state statement lists it (a PastNoteRow)."""
-
-    local_date: dt.date
-    kind: str
-    tip_id: str | None
-    is_session: bool
-
-
-def state_query_postgres(history: Query, notes: Query, runs: Query) -> Query:
-    """PostgreSQL: a `history_query`, `recent_notes_query` and `runs_between_query` of one run
-    as one statement (their shared parameters, the runner and the run left out, agree);
-    `state_of_postgres` reads its row."""
-    return _STATE_PG, {**history[1], **notes[1], **runs[1]}
-
-
-def state_of_postgres(row: Any) -> tuple[History, list[NoteRow], list[float]]:
-    """The history, recent notes and run distances from the row of `state_query_postgres`."""
-    notes = [NoteRow(dt.date.fromisoformat(d), k, t, s) for d, k, t, s in row[10] or ()]
-    return history_of(row), notes, list(row[9] or ())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import secrets
@@ -25,7 +24,8 @@ from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
 from strava_massage import clinics, services
-from strava_massage.advice import METRES_PER_MILE, TrainingState, Units, advise
+from strava_massage.advice import HIGH_VOLUME, Units
+from strava_massage.clinic_notes import sample_advice
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
 from strava_massage.merge import make_block
@@ -58,16 +58,7 @@ MILES_TERRITORIES = frozenset({"US", "GB", "LR", "MM"})
 @functools.cache
 def example_note(units: Units) -> str:
     """A real note, from the real rules and templates, for a sample runner's big week."""
-    week = 31.4 * METRES_PER_MILE if units == "mi" else 50.2 * 1000
-    day = dt.date(2026, 4, 16)
-    state = TrainingState(
-        activity_id=1, local_date=day, distance_m=week / 5, moving_time_s=3000,
-        workout_type=None, units=units, week_m=week, month_m=week * 2, year_m=week * 12,
-        rolling7_m=week, rolling28_m=week * 3, recent_runs_m=(week / 5,) * 10,
-        history_days=200, since_massage_m=week * 2, since_massage_days=18,
-        last_massage_date=day - dt.timedelta(days=18), next_race_date=None, recent_notes=(),
-    )  # fmt: skip
-    return make_block(render_note(advise(state)))
+    return make_block(render_note(sample_advice(HIGH_VOLUME, units)))
 
 
 @bp.get("/")

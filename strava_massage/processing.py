@@ -25,7 +25,9 @@ from strava_massage.advice import (
     DEFAULTS,
     MONTHLY_CHECKIN,
     AdviceSettings,
+    Niggle,
     PastNote,
+    PastRun,
     TrainingState,
     advise,
 )
@@ -657,10 +659,17 @@ def _count_postgres(
 def _send_state_reads(
     pg: Driver, athlete: Athlete, run: Activity, settings: AdviceSettings
 ) -> Callable[[], TrainingState]:
-    """Send the ledger reads of a run's training state (one statement); returns what builds
-    the state from their answer."""
-    read = pg.send(*ledger.state_query_postgres(*_state_queries(athlete, run, settings)))
-    return lambda: _state_of(run, athlete, *ledger.state_of_postgres(read.fetchone()))
+    """Send the ledger reads of a run's training state; returns what builds the state from
+    their answers."""
+    history, notes, runs = (pg.send(*q) for q in _state_queries(athlete, run, settings))
+    return lambda: _state_of(
+        run,
+        athlete,
+        ledger.history_of(history.fetchone()),
+        notes.fetchall(),
+        runs.fetchall(),
+        settings,
+    )
 
 
 def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
@@ -794,6 +803,8 @@ def _note_for(
     athlete: Athlete, state: TrainingState, settings: AdviceSettings, clinic: Clinic | None
 ) -> Note:
     """The advice on a run's training state, worded as the runner's note (not yet stored)."""
+    if clinic is not None:  # a session note names the clinic to ask about a sore area
+        state = dataclasses.replace(state, clinic=clinic.name)
     advice = advise(state, settings)
     return Note(
         activity_id=state.activity_id,
@@ -802,6 +813,7 @@ def _note_for(
         kind=advice.kind,
         is_session=advice.is_session,
         tip_id=advice.tip_id,
+        wording_id=advice.wording_id,
         reason=advice.reason,
         fact_ids=",".join(advice.fact_ids),
         text=render_note(advice, disclaimer=athlete.disclaimer, wording=wording_of(clinic)),
@@ -938,7 +950,8 @@ def training_state(
         athlete,
         ledger.history_of(session.execute(*history).one()),
         list(session.execute(*notes)),
-        list(session.scalars(*runs)),
+        list(session.execute(*runs)),
+        settings,
     )
 
 
@@ -946,12 +959,13 @@ def _state_queries(
     athlete: Athlete, run: Any, settings: AdviceSettings
 ) -> tuple[ledger.Query, ledger.Query, ledger.Query]:
     """The ledger's reads behind a run's training state: its history (totals, first run, last
-    check-in), the runner's recent notes, and their runs of the four weeks before it."""
+    check-in), the runner's recent notes, and their runs of the weeks before it."""
     day = run.local_date
+    first = day - dt.timedelta(days=settings.history_days())
     return (
         ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
-        ledger.recent_notes_query(athlete.id, run.id, settings.no_repeat_notes),
-        ledger.runs_between_query(athlete.id, day - dt.timedelta(days=28), day, run.id),
+        ledger.recent_notes_query(athlete.id, run.id, settings.notes_looked_back),
+        ledger.runs_between_query(athlete.id, first, day, run.id),
     )
 
 
@@ -960,12 +974,16 @@ def _state_of(
     athlete: Athlete,
     past: ledger.History,
     notes: Sequence[ledger.PastNoteRow],
-    recent_runs_m: Sequence[float],
+    runs: Sequence[Any],
+    settings: AdviceSettings,
 ) -> TrainingState:
     """The training state of a run from what the ledger answered about it."""
     day = row.local_date
     t, last = past.totals, past.totals.last_massage
     anchor = ledger.massage_anchor(athlete, last)
+    niggle = None
+    if athlete.niggle_area and athlete.niggle_on:
+        niggle = Niggle(athlete.niggle_area, athlete.niggle_on)
     return TrainingState(
         activity_id=row.id,
         local_date=day,
@@ -978,14 +996,19 @@ def _state_of(
         year_m=t.year_m,
         rolling7_m=t.rolling7_m,
         rolling28_m=t.rolling28_m,
-        recent_runs_m=tuple(recent_runs_m),
+        past_runs=tuple(PastRun(r.local_date, r.distance_m, r.workout_type) for r in runs),
         history_days=(day - (past.first_run or day)).days,
         since_massage_m=t.since_massage_m,
         since_massage_days=(day - anchor).days,
         last_massage_date=last,
         next_race_date=athlete.next_race_on,
-        recent_notes=tuple(PastNote(n.local_date, n.kind, n.tip_id, n.is_session) for n in notes),
+        race_distance_m=athlete.next_race_distance_m,
+        recent_notes=tuple(
+            PastNote(n.local_date, n.kind, n.tip_id, n.is_session, wording_id=n.wording_id)
+            for n in notes
+        ),
         last_checkin_date=past.last_note_of_kind,
+        niggle=niggle,
     )
 
 

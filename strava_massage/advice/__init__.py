@@ -1,34 +1,35 @@
 """Advice engine: plain functions that turn one run's training state into one note (stdlib only)."""
 
-from strava_massage.advice.rules import (
+from strava_massage.advice.rules import KINDS, RACE_KINDS, SESSION_KINDS, advise
+from strava_massage.advice.settings import DEFAULTS, AdviceSettings
+from strava_massage.advice.state import (
+    COMEBACK,
     HIGH_VOLUME,
-    KINDS,
     LOAD_SPIKE,
     LONG_RUN,
+    METRES_PER_MILE,
     MONTHLY_CHECKIN,
+    NIGGLE_AREAS,
     POST_RACE,
     PRE_RACE,
     RECOVERY_TIP,
-    SESSION_KINDS,
-    SESSION_RULES,
-    acwr,
-    advise,
-    is_long_run,
-    situation_tags,
-)
-from strava_massage.advice.settings import DEFAULTS, AdviceSettings
-from strava_massage.advice.state import (
-    METRES_PER_MILE,
+    WORKOUT_LONG_RUN,
+    WORKOUT_RACE,
+    WORKOUT_WORKOUT,
     Advice,
+    Niggle,
     PastNote,
+    PastRun,
     TrainingState,
     Units,
     format_distance,
     to_units,
 )
-from strava_massage.advice.tips import TIPS, TIPS_BY_ID, Tip, pick_tip
+from strava_massage.advice.tip_library import TIPS
+from strava_massage.advice.tips import Tip
 
 __all__ = [
+    "COMEBACK",
     "DEFAULTS",
     "HIGH_VOLUME",
     "KINDS",
@@ -36,24 +37,25 @@ __all__ = [
     "LONG_RUN",
     "METRES_PER_MILE",
     "MONTHLY_CHECKIN",
+    "NIGGLE_AREAS",
     "POST_RACE",
     "PRE_RACE",
+    "RACE_KINDS",
     "RECOVERY_TIP",
     "SESSION_KINDS",
-    "SESSION_RULES",
     "TIPS",
-    "TIPS_BY_ID",
+    "WORKOUT_LONG_RUN",
+    "WORKOUT_RACE",
+    "WORKOUT_WORKOUT",
     "Advice",
     "AdviceSettings",
+    "Niggle",
     "PastNote",
+    "PastRun",
     "Tip",
     "TrainingState",
     "Units",
-    "acwr",
     "advise",
     "format_distance",
-    "is_long_run",
-    "pick_tip",
-    "situation_tags",
     "to_units",
 ]

@@ -1,48 +1,59 @@
-"""The seven advice rules from recovery-knowledge.md, and advise() which picks one note per run."""
+"""The advice rules (second version, recovery-knowledge.md) and advise(), which picks one note."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
 
+from strava_massage.advice import history, tips
 from strava_massage.advice.settings import DEFAULTS, AdviceSettings, threshold_text
 from strava_massage.advice.state import (
+    COMEBACK,
+    HIGH_VOLUME,
+    LOAD_SPIKE,
+    LONG_RUN,
+    MONTHLY_CHECKIN,
+    NIGGLE_AREAS,
+    POST_RACE,
+    PRE_RACE,
+    RECOVERY_TIP,
+    WORKOUT_LONG_RUN,
+    WORKOUT_RACE,
+    WORKOUT_WORKOUT,
     Advice,
     PastNote,
     TrainingState,
     format_distance,
 )
-from strava_massage.advice.tips import pick_tip
-
-POST_RACE = "post_race"
-PRE_RACE = "pre_race"
-LOAD_SPIKE = "load_spike"
-LONG_RUN = "long_run"
-HIGH_VOLUME = "high_volume"
-MONTHLY_CHECKIN = "monthly_checkin"
-RECOVERY_TIP = "recovery_tip"
+from strava_massage.advice.tip_library import TIPS
+from strava_massage.advice.wordings import WORDINGS, Wording
 
 # Priority order: the first rule that fires wins.
 KINDS: tuple[str, ...] = (
     POST_RACE,
     PRE_RACE,
     LOAD_SPIKE,
+    COMEBACK,
     LONG_RUN,
     HIGH_VOLUME,
     MONTHLY_CHECKIN,
     RECOVERY_TIP,
 )
-SESSION_KINDS = frozenset(KINDS) - {RECOVERY_TIP}
+# The rules that (can) suggest booking a session; race notes keep to their own cadence.
+SESSION_KINDS = frozenset({POST_RACE, PRE_RACE, LOAD_SPIKE, LONG_RUN, HIGH_VOLUME, MONTHLY_CHECKIN})
+RACE_KINDS = frozenset({POST_RACE, PRE_RACE})
 
-# Strava workout_type values for runs.
-WORKOUT_RACE = 1
-WORKOUT_LONG_RUN = 2
-WORKOUT_WORKOUT = 3
-
-Rule = Callable[[TrainingState, AdviceSettings], Advice | None]
-
-
-# --- small helpers ---------------------------------------------------------------------------
+__all__ = [
+    "KINDS",
+    "SESSION_KINDS",
+    "WORKOUT_LONG_RUN",
+    "WORKOUT_RACE",
+    "WORKOUT_WORKOUT",
+    "Run",
+    "advise",
+]
 
 
 def _dist(state: TrainingState, metres: float) -> str:
@@ -62,307 +73,393 @@ def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
-def _other_notes(state: TrainingState) -> tuple[PastNote, ...]:
-    """Earlier notes, minus any written for this very activity (a repeated job must not see it)."""
-    return tuple(n for n in state.recent_notes if n.activity_id != state.activity_id)
+@dataclass(frozen=True)
+class Run:
+    """One run as the rules see it: its state, settings, and what they derive (worked out once)."""
+
+    state: TrainingState
+    settings: AdviceSettings
+
+    @cached_property
+    def notes(self) -> tuple[PastNote, ...]:
+        """Earlier notes, minus any written for this very activity (a repeated job must not see
+        it) and any dated after this run (an old run processed late)."""
+        s = self.state
+        return tuple(
+            n
+            for n in s.recent_notes
+            if n.activity_id != s.activity_id and n.local_date <= s.local_date
+        )
+
+    @cached_property
+    def breaks(self) -> list[history.Span]:
+        """Layoffs in the runner's recent history."""
+        return history.layoffs(self.state, self.settings)
+
+    @cached_property
+    def enough_history(self) -> bool:
+        """Three weeks of history: before that every run would look like a jump (L1)."""
+        return self.state.history_days >= self.settings.acwr_min_history_days
+
+    @cached_property
+    def comeback(self) -> history.Comeback | None:
+        """The comeback this run is part of, if any."""
+        return history.comeback(self.state, self.settings, self.breaks)
+
+    @cached_property
+    def peak(self) -> bool:
+        """A peak week: the last 7 days in the top quarter of the runner's recent weeks."""
+        return history.peak_week(self.state, self.settings, self.breaks)
+
+    @cached_property
+    def beginner(self) -> bool:
+        """Under beginner_week_km a week on average."""
+        weekly = history.weekly_average(self.state, self.settings, self.breaks)
+        return weekly < self.settings.beginner_week_km * 1000
+
+    @cached_property
+    def race_in(self) -> int | None:
+        """Days to the runner's next race, or None if none is set or it has passed."""
+        race = self.state.next_race_date
+        days = (race - self.state.local_date).days if race is not None else None
+        return days if days is not None and days >= 0 else None
+
+    @cached_property
+    def since_massage(self) -> int | None:
+        """Days since the last logged massage, or None if none is logged."""
+        last = self.state.last_massage_date
+        return (self.state.local_date - last).days if last is not None else None
+
+    @cached_property
+    def niggle(self) -> str | None:
+        """The sore area the runner reported, while it still shapes the advice."""
+        n = self.state.niggle
+        if n is None or not 0 <= (self.state.local_date - n.since).days < self.settings.niggle_days:
+            return None
+        return n.area
+
+    def quiet_before_race(self) -> bool:
+        """In the last 48 hours before a race the runner set (nothing deep, no session)."""
+        hours = self.settings.pre_race_no_deep_hours
+        return self.race_in is not None and self.race_in <= -(-hours // 24)
+
+    def may_suggest_session(self, kind: str) -> bool:
+        """The cadence: whether a session may be suggested by rule `kind` on this run."""
+        if kind == POST_RACE:
+            return True
+        recent_massage = self.since_massage is not None and (
+            0 <= self.since_massage <= self.settings.after_massage_days
+        )
+        if recent_massage:
+            return False
+        if kind == PRE_RACE:
+            return True
+        if self.quiet_before_race():
+            return False
+        if self.beginner and kind != MONTHLY_CHECKIN:
+            return False
+        last = next((n.local_date for n in self.notes if n.is_session), None)
+        if last is None:
+            return True
+        gap = self.settings.peak_session_gap_days if self.peak else self.settings.session_gap_days
+        return (self.state.local_date - last).days >= gap
+
+    def wording(self, key: str) -> Wording:
+        """One of the key's wordings, never the one its rule used last time (stable per run)."""
+        prefix = key.split(".")[0]
+        last = next((n.wording_id for n in self.notes if n.wording_id and n.kind == prefix), None)
+        options = [w for w in WORDINGS[key] if w.id != last] or list(WORDINGS[key])
+        return options[tips.stable_index(self.state.activity_id, len(options))]
+
+    def niggle_words(self) -> str | None:
+        """The runner's sore area in a note's words, while it counts."""
+        return NIGGLE_AREAS.get(self.niggle) if self.niggle else None
 
 
-def days_to_race(state: TrainingState) -> int | None:
-    """Days from this run to the runner's next race, or None if no race is set."""
-    if state.next_race_date is None:
-        return None
-    return (state.next_race_date - state.local_date).days
+Rule = Callable[[Run], Advice | None]
 
 
-def acwr(state: TrainingState, settings: AdviceSettings) -> float | None:
-    """Acute:chronic workload ratio (L1), or None without enough history to trust it."""
-    # L1 (Gabbett 2016): 7-day load over the 28-day weekly average. With under three weeks of
-    # history the chronic side is mostly empty and every run would look like a spike.
-    if state.history_days < settings.acwr_min_history_days:
-        return None
-    chronic = state.rolling28_m / 4
-    if chronic <= 0:
-        return None
-    return state.rolling7_m / chronic
-
-
-def recent_average_m(state: TrainingState) -> float | None:
-    """Average distance of the runs in the 28 days before this one, or None if there were none."""
-    runs = state.recent_runs_m
-    return sum(runs) / len(runs) if runs else None
-
-
-def is_long_run(state: TrainingState, settings: AdviceSettings) -> bool:
-    """Tagged as a long run, or clearly longer than usual and long in absolute terms."""
-    if state.workout_type == WORKOUT_LONG_RUN:
-        return True
-    average = recent_average_m(state)
-    if average is None or average <= 0:
-        return False
-    return (
-        state.distance_m >= settings.long_run_factor * average
-        and state.distance_m >= settings.long_run_min_m(state.units)
+def _session(
+    run: Run,
+    kind: str,
+    key: str,
+    reason: str,
+    facts: str,
+    *,
+    is_session: bool = True,
+    **values: str,
+) -> Advice:
+    """A session rule's note in one of its wordings; with a niggle, what to ask the therapist."""
+    wording = run.wording(key)
+    body = wording.body.format(**values)
+    area = run.niggle_words()
+    if area is not None and is_session:
+        who = run.state.clinic or "your therapist"
+        body = f"{body} Ask {who} to look at your {area} too."
+    return Advice(
+        kind=kind,
+        is_session=is_session,
+        headline=wording.headline.format(**values),
+        reason=reason,
+        body=body,
+        fact_ids=tuple(facts.split()),
+        tip_id=None,
+        wording_id=wording.id,
     )
-
-
-def situation_tags(state: TrainingState, settings: AdviceSettings) -> frozenset[str]:
-    """The situations this run is in, used to pick a fitting tip."""
-    tags: set[str] = set()
-    if state.workout_type == WORKOUT_RACE:
-        tags.add("post_race")
-    if state.workout_type == WORKOUT_WORKOUT:
-        tags.add("workout")
-    race_in = days_to_race(state)
-    if race_in is not None and 0 <= race_in <= settings.pre_race_max_days:
-        tags.add("pre_race")
-    if is_long_run(state, settings):
-        tags.add("long_run")
-    ratio = acwr(state, settings)
-    if state.week_m >= settings.high_volume_m(state.units) or (
-        ratio is not None and ratio > settings.acwr_spike
-    ):
-        tags.add("heavy_week")
-    return frozenset(tags or {"easy_day"})
-
-
-def _last_session_in_cooldown(
-    state: TrainingState, settings: AdviceSettings
-) -> tuple[PastNote, int] | None:
-    """The most recent session suggestion less than cooldown_days before this run, if any."""
-    for note in _other_notes(state):
-        if not note.is_session:
-            continue
-        ago = (state.local_date - note.local_date).days
-        # Notes dated after this run (an old run processed late) don't hold it back.
-        if 0 <= ago < settings.cooldown_days:
-            return note, ago
-    return None
-
-
-def _same_iso_week(a: date, b: date) -> bool:
-    """Whether two local dates fall in the same ISO (Monday-Sunday) week."""
-    return a.isocalendar()[:2] == b.isocalendar()[:2]
 
 
 # --- the rules, in priority order --------------------------------------------------------------
 
 
-def post_race(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 1: a race was run; suggest a recovery session in the next 1-3 days (T2, L3)."""
-    if state.workout_type != WORKOUT_RACE:
+def post_race(run: Run) -> Advice | None:
+    """1: a race; advice by its distance, whatever the cadence (T2, L3, M5)."""
+    s, cfg = run.state, run.settings
+    if not history.is_race(s, cfg):
         return None
-    window = f"{settings.post_race_session_min_days}-{settings.post_race_session_max_days} days"
-    return Advice(
-        kind=POST_RACE,
-        is_session=True,
-        headline="Race done: time to recover",
-        reason=f"race, {_dist(state, state.distance_m)} in {_duration(state.moving_time_s)}",
-        body=(
-            f"Well raced. Book a recovery-focused massage in the next {window} to ease tight "
-            "spots and fatigue, and keep any running gentle until then."
-        ),
-        fact_ids=("T2", "L3"),
-        tip_id=None,
-    )
+    km = s.distance_m / 1000
+    size = "short" if km < cfg.half_race_min_km else "half" if km < cfg.long_race_min_km else "long"
+    window = f"{cfg.post_race_session_min_days}-{cfg.post_race_session_max_days}"
+    return _session(
+        run, POST_RACE, f"post_race.{size}",
+        reason=f"race, {_dist(s, s.distance_m)} in {_duration(s.moving_time_s)}",
+        facts="T2 L3" if size == "short" else "T2 L3 M5",
+        distance=_dist(s, s.distance_m), time=_duration(s.moving_time_s), window=window,
+    )  # fmt: skip
 
 
-def pre_race(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 2: a race is 2-7 days away; a light session now, nothing deep late (T1, L3)."""
-    race_date = state.next_race_date
-    if race_date is None:
+def pre_race(run: Run) -> Advice | None:
+    """2: a race the runner set is 3-7 days away, once per race: a light session now (T1, L3)."""
+    s, cfg = run.state, run.settings
+    race_in = run.race_in
+    if race_in is None or not cfg.pre_race_min_days <= race_in <= cfg.pre_race_max_days:
         return None
-    race_in = (race_date - state.local_date).days
-    if not settings.pre_race_min_days <= race_in <= settings.pre_race_max_days:
+    assert s.next_race_date is not None
+    window_start = s.next_race_date - timedelta(days=cfg.pre_race_max_days)
+    if any(n.kind == PRE_RACE and n.local_date >= window_start for n in run.notes):
         return None
-    window_start = race_date.toordinal() - settings.pre_race_max_days
-    # Once per race: a pre-race note already written inside this race's window is enough.
+    book = run.may_suggest_session(PRE_RACE)
+    return _session(
+        run, PRE_RACE, "pre_race" if book else "pre_race.recent_massage",
+        reason=f"your race on {s.next_race_date:%d %b} is {_days(race_in)} away",
+        facts="T1 L3", is_session=book,
+        race_in=_days(race_in), hours=str(cfg.pre_race_no_deep_hours),
+    )  # fmt: skip
+
+
+def load_spike(run: Run) -> Advice | None:
+    """3: a jump in load with 3+ weeks of history, layoffs left out, never in a comeback
+    (L1, L2, M3). Warns even when the cadence holds back the session."""
+    s, cfg = run.state, run.settings
+    if not run.enough_history or run.comeback is not None:
+        return None
     if any(
-        n.kind == PRE_RACE and n.local_date.toordinal() >= window_start for n in _other_notes(state)
+        n.kind == LOAD_SPIKE and (s.local_date - n.local_date).days < cfg.load_alarm_gap_days
+        for n in run.notes
     ):
         return None
-    return Advice(
-        kind=PRE_RACE,
-        is_session=True,
-        headline=f"Race in {_days(race_in)}: book a light massage",
-        reason=f"your race on {race_date.isoformat()} is {_days(race_in)} away",
-        body=(
-            "A light massage this week can ease tension and free up your stride for race day. "
-            f"Nothing deep in the last {settings.pre_race_no_deep_hours} hours before the start."
-        ),
-        fact_ids=("T1", "L3"),
-        tip_id=None,
-    )
+    jump = history.week_jump(s, cfg, run.breaks)
+    if jump is not None:
+        now, before = jump
+        reason = (
+            f"this week {_dist(s, now)} so far, {now / before:.2f}x last week's {_dist(s, before)}"
+        )
+    else:
+        spike = history.acute_chronic(s, cfg, run.breaks)
+        if spike is None:
+            return None
+        acute, chronic = spike
+        reason = (
+            f"last 7 days {_dist(s, acute)}, {acute / chronic:.2f}x your weekly "
+            f"{_dist(s, chronic)} of the four weeks before"
+        )
+    book = run.may_suggest_session(LOAD_SPIKE)
+    return _session(
+        run, LOAD_SPIKE, "load_spike" if book else "load_spike.warning",
+        reason=reason, facts="L1 L2 M3", is_session=book,
+    )  # fmt: skip
 
 
-def load_spike(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 3: acute:chronic ratio above 1.5 with 3+ weeks of history (L1, L2, M3)."""
-    ratio = acwr(state, settings)
-    if ratio is None or ratio <= settings.acwr_spike:
+def comeback(run: Run) -> Advice | None:
+    """3b: back from a layoff, below the old volume: welcome back, rebuild gradually (L2)."""
+    back = run.comeback
+    if back is None:
         return None
-    return Advice(
-        kind=LOAD_SPIKE,
-        is_session=True,
-        headline="Load spike: look after your legs",
-        reason=(
-            f"last 7 days {_dist(state, state.rolling7_m)}, {ratio:.2f}x your 28-day weekly "
-            f"average of {_dist(state, state.rolling28_m / 4)}"
-        ),
-        body=(
-            "A jump this big raises the risk of overuse injuries such as shin splints, Achilles "
-            "or IT band trouble. Ease off a little; a preventive massage can catch tight spots."
-        ),
-        fact_ids=("L1", "L2", "M3"),
-        tip_id=None,
+    s = run.state
+    context = (
+        f"back after {_days(back.days_off)} off, {_dist(s, s.rolling7_m)} in the last 7 days "
+        f"against {_dist(s, back.weekly_before_m)} a week before the break"
     )
+    return recovery_tip(run, kind=COMEBACK, wording=run.wording("comeback"), context=context)
 
 
-def long_run(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 4: a tagged or clearly long run; recovery session for the big muscles (T2, M6)."""
-    if not is_long_run(state, settings):
+def long_run(run: Run) -> Advice | None:
+    """4: a real long run, not a cutback one: a recovery-focused session (T2, M6)."""
+    s, cfg = run.state, run.settings
+    if not history.looks_long(s, cfg):
         return None
-    average = recent_average_m(state)
-    if state.workout_type == WORKOUT_LONG_RUN or average is None:
-        reason = f"long run, {_dist(state, state.distance_m)}"
+    longest = history.longest_recent(s, cfg)
+    if s.distance_m < cfg.long_run_of_longest * longest or not run.may_suggest_session(LONG_RUN):
+        return None
+    average = history.average_run(s)
+    if s.workout_type == WORKOUT_LONG_RUN or not average:
+        reason = f"long run, {_dist(s, s.distance_m)}"
     else:
         reason = (
-            f"{_dist(state, state.distance_m)}, {state.distance_m / average:.1f}x your "
-            f"average run of {_dist(state, average)} over the last 28 days"
+            f"{_dist(s, s.distance_m)}, {s.distance_m / average:.1f}x your "
+            f"average run of {_dist(s, average)} over the last 4 weeks"
         )
-    return Advice(
-        kind=LONG_RUN,
-        is_session=True,
-        headline="Long run done: treat your legs",
-        reason=reason,
-        body=(
-            "A recovery-focused massage in the next day or two helps tired legs bounce back. "
-            "Ask for calves, hamstrings, quads, glutes and hip flexors."
-        ),
-        fact_ids=("T2", "M6"),
-        tip_id=None,
+    if longest and s.distance_m >= longest:
+        reason += ", your longest in 6 weeks"
+    return _session(run, LONG_RUN, "long_run", reason=reason, facts="T2 M6")
+
+
+def high_volume(run: Run) -> Advice | None:
+    """5: a peak week past 30 mi / 48 km, judged on the week, not on one run (F3, F2)."""
+    s, cfg = run.state, run.settings
+    if s.rolling7_m < cfg.high_volume_m(s.units) or not run.peak:
+        return None
+    if not run.may_suggest_session(HIGH_VOLUME):
+        return None
+    mark = threshold_text(cfg.high_volume_week_mi, cfg.high_volume_week_km, s.units)
+    reason = (
+        f"last 7 days {_dist(s, s.rolling7_m)}, among your biggest weeks "
+        f"of the last {cfg.peak_weeks}"
     )
+    return _session(run, HIGH_VOLUME, "high_volume", reason=reason, facts="F3 F2", mark=mark)
 
 
-def high_volume(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 5: this run takes the week over 30 mi / 48 km, once per ISO week (F3, F2)."""
-    threshold = settings.high_volume_m(state.units)
-    # Fires only on the run that crosses the line, so later runs that week stay quiet.
-    if not state.week_m - state.distance_m < threshold <= state.week_m:
-        return None
-    # An edited or re-uploaded run can cross again; one high-volume note per week is enough.
-    if any(
-        n.kind == HIGH_VOLUME and _same_iso_week(n.local_date, state.local_date)
-        for n in _other_notes(state)
-    ):
-        return None
-    mark = threshold_text(settings.high_volume_week_mi, settings.high_volume_week_km, state.units)
-    return Advice(
-        kind=HIGH_VOLUME,
-        is_session=True,
-        headline=f"Big week: past {mark}",
-        reason=f"this week {_dist(state, state.week_m)}, past the {mark} mark with this run",
-        body=(
-            "At this mileage regular massage pays off most. In peak weeks, aim for a session "
-            "every week or two to keep tightness from building up."
-        ),
-        fact_ids=("F3", "F2"),
-        tip_id=None,
-    )
-
-
-def monthly_checkin(state: TrainingState, settings: AdviceSettings) -> Advice | None:
-    """Priority 6: 30+ days and 100 mi / 160 km since the last logged session (F1)."""
-    if state.since_massage_days < settings.checkin_days:
-        return None
-    if state.since_massage_m < settings.checkin_m(state.units):
+def monthly_checkin(run: Run) -> Advice | None:
+    """6: 30+ days and 100 mi / 160 km since the last logged session or connecting (F1)."""
+    s, cfg = run.state, run.settings
+    if s.since_massage_days < cfg.checkin_days or s.since_massage_m < cfg.checkin_m(s.units):
         return None
     # Monthly means monthly: a runner who has not logged the session yet is reminded again only
-    # after another full period, not at every run once the cooldown ends.
-    last = state.last_checkin_date
-    if last is not None and (state.local_date - last).days < settings.checkin_days:
+    # after another full period.
+    last = s.last_checkin_date
+    if last is not None and (s.local_date - last).days < cfg.checkin_days:
         return None
-    since = "your last massage" if state.last_massage_date else "you connected"
-    return Advice(
-        kind=MONTHLY_CHECKIN,
-        is_session=True,
-        headline="Time for your monthly massage",
-        reason=(
-            f"{_dist(state, state.since_massage_m)} over {_days(state.since_massage_days)} "
-            f"since {since}"
-        ),
-        body=(
-            "A session a month keeps everyday tightness from growing into an injury and helps "
-            "your legs feel fresh again. Time to book one."
-        ),
-        fact_ids=("F1", "M1", "M3"),
-        tip_id=None,
-    )
+    if not run.may_suggest_session(MONTHLY_CHECKIN):
+        return None
+    since = "your last massage" if s.last_massage_date else "you connected"
+    reason = f"{_dist(s, s.since_massage_m)} over {_days(s.since_massage_days)} since {since}"
+    return _session(
+        run, MONTHLY_CHECKIN, "monthly_checkin", reason=reason, facts="F1 M1 M3",
+        distance=_dist(s, s.since_massage_m), days=str(s.since_massage_days),
+    )  # fmt: skip
 
 
-SESSION_RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule, ...] = (
     post_race,
     pre_race,
     load_spike,
+    comeback,
     long_run,
     high_volume,
     monthly_checkin,
 )
 
 
-def _tip_headline(tags: frozenset[str]) -> str:
-    """A headline for a recovery tip that names the run's situation."""
-    for tag, headline in (
-        ("post_race", "Recovery tip after your race"),
-        ("pre_race", "Recovery tip for race week"),
-        ("long_run", "Recovery tip after a long run"),
-        ("heavy_week", "Recovery tip for a big week"),
-        ("workout", "Recovery tip after a hard session"),
-    ):
-        if tag in tags:
-            return headline
-    return "Recovery tip"
+# --- the recovery tip --------------------------------------------------------------------------
+
+
+def contexts(run: Run) -> list[tuple[str, str]]:
+    """The run's tip contexts, most specific first, each with the words that explain it."""
+    s, cfg = run.state, run.settings
+    found: list[tuple[str, str]] = []
+    if run.race_in is not None and run.race_in <= cfg.pre_race_max_days:
+        when = {0: "race day", 1: "your race is tomorrow"}
+        found.append(
+            (tips.RACE_WEEK, when.get(run.race_in, f"your race is {_days(run.race_in)} away"))
+        )
+    raced = history.last_race(s)
+    if raced is not None and (s.local_date - raced).days <= cfg.after_race_days:
+        ago = (s.local_date - raced).days
+        found.append(
+            (
+                tips.AFTER_RACE,
+                "the day after your race" if ago == 1 else f"{ago} days after your race",
+            )
+        )
+    if run.comeback is not None:
+        found.append((tips.COMEBACK, f"back after {_days(run.comeback.days_off)} off"))
+    if history.looks_long(s, cfg):
+        found.append((tips.AFTER_LONG_RUN, f"{_dist(s, s.distance_m)} today, a long run"))
+    if s.workout_type == WORKOUT_WORKOUT:
+        found.append((tips.AFTER_WORKOUT, f"a {_dist(s, s.distance_m)} workout today"))
+    if s.rolling7_m >= cfg.high_volume_m(s.units):
+        found.append((tips.HIGH_VOLUME, f"{_dist(s, s.rolling7_m)} in the last 7 days"))
+    if run.beginner:
+        weekly = history.weekly_average(s, cfg, run.breaks)
+        found.append((tips.BEGINNER, f"building up at about {_dist(s, weekly)} a week"))
+    found.append((tips.EASY_DAY, f"{_dist(s, s.distance_m)} today, {_dist(s, s.week_m)} this week"))
+    return found
+
+
+_TIP_HEADLINES = {
+    tips.RACE_WEEK: "Race week",
+    tips.AFTER_RACE: "Recovering from your race",
+    tips.COMEBACK: "Back to running",
+    tips.AFTER_LONG_RUN: "After your long run",
+    tips.AFTER_WORKOUT: "After a hard session",
+    tips.HIGH_VOLUME: "Big-week recovery",
+    tips.BEGINNER: "Building up",
+    tips.EASY_DAY: "Recovery tip",
+}
+
+
+def recent_tip_ids(run: Run) -> frozenset[str]:
+    """Tip ids shown in the runner's last no_repeat_notes notes."""
+    return frozenset(n.tip_id for n in run.notes[: run.settings.no_repeat_notes] if n.tip_id)
 
 
 def recovery_tip(
-    state: TrainingState,
-    settings: AdviceSettings,
-    held_back: Advice | None = None,
-    days_since_session: int | None = None,
+    run: Run,
+    *,
+    kind: str = RECOVERY_TIP,
+    wording: Wording | None = None,
+    context: str | None = None,
 ) -> Advice:
-    """Priority 7: a rotating tip that fits the run (M1-M7, T3); also the cooldown fallback."""
-    tags = situation_tags(state, settings)
-    tip = pick_tip(state, settings, tags)
-    if held_back is not None and days_since_session is not None:
-        when = {0: "earlier today", 1: "yesterday"}.get(
-            days_since_session, f"{days_since_session} days ago"
-        )
-        reason = f"{held_back.reason}; a session was suggested {when}, so a tip instead"
-    else:
-        reason = (
-            f"this week {_dist(state, state.week_m)}, "
-            f"last 28 days {_dist(state, state.rolling28_m)}"
+    """7: the tip that fits the run best and was not shown lately (M1-M7, T3).
+
+    The Why line says why this tip today: the run's context, then the tip's own reason.
+    """
+    s = run.state
+    found = contexts(run)
+    tip = tips.pick_tip(
+        TIPS, s.activity_id, [c for c, _ in found], recent_tip_ids(run), area=run.niggle
+    )
+    first, words = next(((c, w) for c, w in found if c in tip.contexts), found[0])
+    body = tip.text
+    area = run.niggle_words()
+    if area is not None and run.niggle in tip.areas:
+        assert s.niggle is not None
+        words = f"you noted sore {area} on {s.niggle.since:%d %b}"
+        body = (
+            f"{body} If the soreness lasts beyond a week or grows as you run, stop and have a "
+            "physio look at it."
         )
     return Advice(
-        kind=RECOVERY_TIP,
+        kind=kind,
         is_session=False,
-        headline=_tip_headline(tags),
-        reason=reason,
-        body=tip.text,
+        headline=wording.headline if wording else _TIP_HEADLINES[first],
+        reason=f"{context or words}; {tip.why}",
+        body=body,
         fact_ids=tip.fact_ids,
         tip_id=tip.id,
+        wording_id=wording.id if wording else None,
     )
 
 
 def advise(state: TrainingState, settings: AdviceSettings = DEFAULTS) -> Advice:
-    """The one note for this run: the highest-priority rule that fires, within the cooldown."""
-    cooldown = _last_session_in_cooldown(state, settings)
-    for rule in SESSION_RULES:
-        advice = rule(state, settings)
-        if advice is None:
-            continue
-        # At most one session suggestion per cooldown_days; inside it, fall back to a tip
-        # that still fits the situation (the rules table says a tip, not the next rule).
-        if cooldown is not None and advice.kind not in settings.cooldown_exempt:
-            _, ago = cooldown
-            return recovery_tip(state, settings, held_back=advice, days_since_session=ago)
-        return advice
-    return recovery_tip(state, settings)
+    """The one note for this run: the highest-priority rule that fires, else a fitting tip."""
+    run = Run(state, settings)
+    for rule in RULES:
+        advice = rule(run)
+        if advice is not None:
+            return advice
+    return recovery_tip(run)
+
+
+def rule_named(kind: str) -> Rule:
+    """The rule that decides notes of `kind` (KeyError for the recovery tip or an unknown kind)."""
+    return {rule.__name__: rule for rule in RULES}[kind]

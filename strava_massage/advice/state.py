@@ -11,6 +11,33 @@ Units = Literal["mi", "km"]
 METRES_PER_MILE = 1609.344
 METRES_PER_KM = 1000.0
 
+# The rules, by the kind a note records; rules.KINDS lists them in priority order.
+POST_RACE = "post_race"
+PRE_RACE = "pre_race"
+LOAD_SPIKE = "load_spike"
+COMEBACK = "comeback"
+LONG_RUN = "long_run"
+HIGH_VOLUME = "high_volume"
+MONTHLY_CHECKIN = "monthly_checkin"
+RECOVERY_TIP = "recovery_tip"
+
+# Strava's workout_type values for runs.
+WORKOUT_RACE = 1
+WORKOUT_LONG_RUN = 2
+WORKOUT_WORKOUT = 3
+
+# The sore areas a runner can report (a "niggle"), with the words a note uses for each.
+NIGGLE_AREAS: dict[str, str] = {
+    "calves": "calves",
+    "achilles": "Achilles",
+    "shins": "shins",
+    "hamstrings": "hamstrings",
+    "it_band": "IT band and outer knee",
+    "foot": "foot and arch",
+    "hips": "hips and glutes",
+    "lower_back": "lower back",
+}
+
 
 def metres_per_unit(units: Units) -> float:
     """How many metres one of the runner's units holds."""
@@ -28,6 +55,15 @@ def format_distance(metres: float, units: Units) -> str:
 
 
 @dataclass(frozen=True)
+class PastRun:
+    """A run of the same runner before this one (TrainingState.past_runs, oldest first)."""
+
+    local_date: date
+    distance_m: float
+    workout_type: int | None = None
+
+
+@dataclass(frozen=True)
 class PastNote:
     """A note written earlier for the same runner (newest first in TrainingState.recent_notes)."""
 
@@ -38,6 +74,16 @@ class PastNote:
     # Optional so older callers keep working; when set, a note written for the very activity being
     # (re)processed is ignored, so a repeated job gets the same advice as the first run.
     activity_id: int | None = None
+    # Which of the rule's wordings it used, so the next note of the kind uses another.
+    wording_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Niggle:
+    """A sore area the runner reported, and the day they reported it."""
+
+    area: str  # a key of NIGGLE_AREAS
+    since: date
 
 
 @dataclass(frozen=True)
@@ -55,7 +101,9 @@ class TrainingState:
     year_m: float
     rolling7_m: float  # 7 local days ending on local_date, including this run
     rolling28_m: float  # 28 local days ending on local_date, including this run
-    recent_runs_m: tuple[float, ...]  # runs in the 28 days before this run, excluding it
+    # The runner's other runs dated in the weeks before this one, up to its day, oldest first:
+    # at least AdviceSettings.history_days() of them (the rules look back that far at most).
+    past_runs: tuple[PastRun, ...]
     history_days: int  # days between the runner's first known run and local_date
     since_massage_m: float  # since the last logged massage, or since connecting
     since_massage_days: int
@@ -64,6 +112,9 @@ class TrainingState:
     recent_notes: tuple[PastNote, ...]  # newest first
     # The last monthly check-in note, however long ago (recent_notes may not reach back that far).
     last_checkin_date: date | None = None
+    race_distance_m: float | None = None  # the distance of the race the runner set, if given
+    niggle: Niggle | None = None
+    clinic: str | None = None  # the runner's clinic's name, when they joined one
 
 
 @dataclass(frozen=True)
@@ -77,3 +128,4 @@ class Advice:
     body: str
     fact_ids: tuple[str, ...]  # ids from docs/recovery-knowledge.md
     tip_id: str | None
+    wording_id: str | None = None  # the session rule's wording, when not a tip
