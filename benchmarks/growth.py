@@ -51,7 +51,7 @@ LABELS = (
     ("FROM athletes WHERE", "get athlete"),
     ("FROM activities WHERE activities.id =", "get run"),
     ("sum(CASE", "history: totals, last massage, first run, last check-in"),
-    ("SELECT runs.distance_m FROM", "runs_between"),
+    ("SELECT runs.local_date, runs.distance_m", "runs_between"),
     ("ORDER BY notes.local_date DESC, notes.id DESC", "recent_notes"),
     ("INSERT INTO notes", "insert note"),
 )

@@ -8,7 +8,6 @@ the feed); and the clinic's thresholds, which must be numbers in a sensible rang
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import math
@@ -36,6 +35,7 @@ from strava_massage.advice import (
     advise,
     history,
 )
+from strava_massage.advice.settings import with_overrides
 from strava_massage.advice.state import metres_per_unit
 from strava_massage.models import Clinic
 from strava_massage.note_templates import TemplateRefused
@@ -253,13 +253,9 @@ def check_thresholds(
     return overrides, refused
 
 
-_SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AdviceSettings))
-
-
 def clinic_settings(overrides: Mapping[str, Any] | None) -> AdviceSettings:
     """The defaults with a clinic's overrides, as its runners get them before their own."""
-    known = {k: v for k, v in (overrides or {}).items() if k in _SETTING_NAMES}
-    return dataclasses.replace(DEFAULTS, **known) if known else DEFAULTS
+    return with_overrides(DEFAULTS, overrides or {})
 
 
 def wordings_that_no_longer_fit(clinic: Clinic) -> list[str]:

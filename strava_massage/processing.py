@@ -31,6 +31,7 @@ from strava_massage.advice import (
     TrainingState,
     advise,
 )
+from strava_massage.advice.settings import with_overrides
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database, Driver
 from strava_massage.ledger import Executor
@@ -761,7 +762,7 @@ def runner_settings(
     """The defaults, then the clinic's thresholds, then the runner's own overrides."""
     overrides = {**((clinic.advice_overrides or {}) if clinic else {})}
     overrides.update(athlete.advice_overrides or {})
-    return dataclasses.replace(base, **overrides) if overrides else base
+    return with_overrides(base, overrides)
 
 
 def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:

@@ -205,7 +205,11 @@ CASES: dict[str, Case] = {
         lambda: quiet(distance=17 * KM, recent_notes=(note(14),)), {}, "long_run", True,
     ),
     "long-run-peak-week-after-7-days": (
-        lambda: make_state(distance=17 * KM, recent_notes=(note(7),)), {}, "long_run", True,
+        lambda: make_state(distance=17 * KM, recent_notes=(note(7, "monthly_checkin"),)), {},
+        "long_run", True,
+    ),
+    "long-run-not-two-weeks-running": (
+        lambda: make_state(distance=17 * KM, recent_notes=(note(13),)), {}, "recovery_tip", False,
     ),
     "long-run-after-a-massage": (
         lambda: make_state(distance=17 * KM, since_massage_days=3, last_massage_date=ago(3)),
@@ -247,6 +251,10 @@ CASES: dict[str, Case] = {
         lambda: make_state(since_massage_days=30, since_massage_m=160 * KM), {},
         "monthly_checkin", True,
     ),
+    "checkin-held-in-the-10-days-before-a-race": (
+        lambda: make_state(since_massage_days=30, since_massage_m=160 * KM, **race_in(9)), {},
+        "recovery_tip", False,
+    ),
     "checkin-29-days": (
         lambda: make_state(since_massage_days=29, since_massage_m=200 * KM), {},
         "recovery_tip", False,
@@ -266,7 +274,7 @@ CASES: dict[str, Case] = {
     ),
     # settings move the edges
     "setting-session-gap-5": (
-        lambda: quiet(distance=17 * KM, recent_notes=(note(5),)),
+        lambda: quiet(distance=17 * KM, recent_notes=(note(5, "high_volume"),)),
         {"session_gap_days": 5}, "long_run", True,
     ),
     "setting-week-jump-1.5": (

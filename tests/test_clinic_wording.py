@@ -92,11 +92,14 @@ def test_the_check_returns_the_whole_note_with_the_booking_line() -> None:
 
 def test_a_wording_that_only_fits_without_the_booking_line_is_refused() -> None:
     # Long enough that notes.py would have to drop the link; short enough to fit without it.
-    source = "{{ body }} {{ body }} {{ body }} {{ reason }}"
+    sample = sample_advice("high_volume")
+    pad = "x" * (MAX_NOTE_CHARS - 20 - len(sample.body))
+    source = "{{ body }} " + pad
     no_link = check_template("high_volume", source, NAME, None)
-    assert len(no_link) == 454 < MAX_NOTE_CHARS
-    # 454 + a newline + the 76-character booking line: 531, 32 past the last that fits.
-    with pytest.raises(TemplateRefused, match=r"booking line comes to 531 .* shorten it by 32$"):
+    assert len(no_link) == MAX_NOTE_CHARS - 20 + 1
+    # The note + a newline + the 76-character booking line: 76 + 1 - 19 past the last that fits.
+    total, cut = len(no_link) + 1 + 76, len(no_link) + 1 + 76 - MAX_NOTE_CHARS + 1
+    with pytest.raises(TemplateRefused, match=rf"comes to {total} .* shorten it by {cut}$"):
         check_template("high_volume", source, NAME, BOOKING)
 
 
@@ -138,10 +141,10 @@ HOSTILE: list[tuple[str, str, str]] = [
 ]
 # Accepted, but harmless: (case, template, what the note's first line is).
 HARMLESS: list[tuple[str, str, str]] = [
-    ("markup", "<script>alert(1)</script> {{ headline }}", "<script>alert(1)</script> Big week"),
-    ("raw block", "{% raw %}{{ config }}{% endraw %} {{ headline }}", "{{ config }} Big week"),
-    ("blank padding", "\n\n{{ headline }}\n\n\n\n{{ body }}", "Big week: past 48 km"),
-    ("spaces", "   {{ headline }}  \t  again", "Big week: past 48 km again"),
+    ("markup", "<script>alert(1)</script> {{ headline }}", "<script>alert(1)</script> HEADLINE"),
+    ("raw block", "{% raw %}{{ config }}{% endraw %} {{ headline }}", "{{ config }} HEADLINE"),
+    ("blank padding", "\n\n{{ headline }}\n\n\n\n{{ body }}", "HEADLINE"),
+    ("spaces", "   {{ headline }}  \t  again", "HEADLINE again"),
 ]
 
 
@@ -155,6 +158,7 @@ def test_a_hostile_template_is_refused_with_a_reason(case: str, source: str, rea
 @pytest.mark.parametrize(("case", "source", "first"), HARMLESS, ids=[h[0] for h in HARMLESS])
 def test_a_harmless_template_is_plain_text(case: str, source: str, first: str) -> None:
     note = check_template("high_volume", source, NAME, BOOKING)
+    first = first.replace("HEADLINE", sample_advice("high_volume").headline)
     assert note.splitlines()[0].startswith(first)
     assert note.splitlines()[-1] == f"Book a session with {NAME}: {BOOKING}"
     assert "" not in note.splitlines() and len(note.splitlines()) <= 4
@@ -165,18 +169,24 @@ def test_a_harmless_template_is_plain_text(case: str, source: str, first: str) -
 
 def test_thresholds_are_numbers_in_a_sensible_range() -> None:
     overrides, refused = check_thresholds(
-        {"high_volume_week_km": " 60 ", "cooldown_days": "7", "acwr_spike": "1.8", "checkin_mi": ""}
+        {
+            "high_volume_week_km": " 60 ",
+            "session_gap_days": "7",
+            "acwr_spike": "1.8",
+            "checkin_mi": "",
+        }
     )
-    assert overrides == {"high_volume_week_km": 60.0, "cooldown_days": 7, "acwr_spike": 1.8}
-    assert isinstance(overrides["cooldown_days"], int) and not refused
+    assert overrides == {"high_volume_week_km": 60.0, "session_gap_days": 7, "acwr_spike": 1.8}
+    assert isinstance(overrides["session_gap_days"], int) and not refused
     bad = {
-        "cooldown_days": "2.5", "acwr_spike": "abc", "checkin_km": "-5", "long_run_factor": "nan",
+        "session_gap_days": "2.5", "acwr_spike": "abc", "checkin_km": "-5",
+        "long_run_factor": "nan",
         "high_volume_week_km": "1e9", "checkin_days": "inf", "long_run_min_mi": "0",
     }  # fmt: skip
     overrides, refused = check_thresholds(bad)
     assert overrides == {} and set(refused) == set(bad)
-    settings = clinic_settings({"cooldown_days": 7, "not_a_setting": 1})
-    assert settings.cooldown_days == 7 and settings.checkin_days == DEFAULTS.checkin_days
+    settings = clinic_settings({"session_gap_days": 7, "not_a_setting": 1})
+    assert settings.session_gap_days == 7 and settings.checkin_days == DEFAULTS.checkin_days
     # Every threshold's default is inside its own range: an untouched form is always valid.
     assert all(t.low <= t.default <= t.high for t in THRESHOLDS)
 
@@ -304,7 +314,7 @@ def test_save_preview_and_reset_a_rules_wording(make_stack: MakeStack) -> None:
     assert r.status_code == 200
     section = _section(r.text, "high_volume")
     assert _textarea(section)[1] == OWN  # browsers send CRLF; it is kept as plain newlines
-    assert "The text below is not saved yet." in section and "BIG WEEK: PAST 48 KM" in section
+    assert "The text below is not saved yet." in section and sample_advice("high_volume").headline.upper() in section
     assert _row(stack, clinic_id).note_templates == {}
 
     r = _save(browser, stack, token, "high_volume", OWN)
@@ -387,7 +397,8 @@ def test_the_live_preview_answers_json_and_needs_the_csrf_header(make_stack: Mak
     r = _preview(browser, stack, token, {"kind": "high_volume", "source": OWN})
     assert r.status_code == 200
     note = r.json()["note"]
-    assert note.startswith(BLOCK_START + "\nBIG WEEK: PAST 48 KM\n") and note.endswith(BLOCK_END)
+    headline = sample_advice("high_volume").headline.upper()
+    assert note.startswith(f"{BLOCK_START}\n{headline}\n") and note.endswith(BLOCK_END)
     assert f"Book a session with {NAME}: {BOOKING}" in note
     r = _preview(browser, stack, token, {"kind": "high_volume", "source": OWN, "units": "mi"})
     assert "BIG WEEK: PAST 30 MI" in r.json()["note"]
@@ -438,18 +449,23 @@ def test_thresholds_are_saved_and_refused_field_by_field(make_stack: MakeStack) 
     form = {t.name: "" for t in THRESHOLDS} | {"csrf_token": token}
     r = browser.post(
         f"{stack.url}{EDIT}/thresholds",
-        data=form | {"high_volume_week_km": "60", "cooldown_days": "7"},
+        data=form | {"high_volume_week_km": "60", "session_gap_days": "7"},
         allow_redirects=False,
         timeout=10,
     )
     assert r.status_code == 302 and r.headers["Location"] == f"{EDIT}#thresholds"
-    saved = {"high_volume_week_km": 60.0, "cooldown_days": 7}
+    saved = {"high_volume_week_km": 60.0, "session_gap_days": 7}
     assert _row(stack, clinic_id).advice_overrides == saved
     page = browser.get(stack.url + EDIT, timeout=10).text
     assert 'name="high_volume_week_km" value="60"' in page
-    assert "Big week: past 60 km" in _section(page, "high_volume")  # the preview follows them
+    assert "60 km" in _section(page, "high_volume")  # the preview follows them
 
-    bad = {"cooldown_days": "2.5", "acwr_spike": "lots", "checkin_km": "-5", "long_run_factor": "9"}
+    bad = {
+        "session_gap_days": "2.5",
+        "acwr_spike": "lots",
+        "checkin_km": "-5",
+        "long_run_factor": "9",
+    }
     r = browser.post(f"{stack.url}{EDIT}/thresholds", data=form | bad, timeout=10)
     assert r.status_code == 400 and "Nothing was saved" in r.text
     for name in bad:
@@ -463,9 +479,9 @@ def test_thresholds_are_saved_and_refused_field_by_field(make_stack: MakeStack) 
 
     # The defaults, then the clinic's numbers, then the runner's own: the runner's still win.
     clinic = _row(stack, clinic_id)
-    runner = Athlete(id=1, advice_overrides={"cooldown_days": 3})
+    runner = Athlete(id=1, advice_overrides={"session_gap_days": 3})
     settings = runner_settings(runner, clinic=clinic)
-    assert settings.cooldown_days == 3 and settings.high_volume_week_km == 60.0
+    assert settings.session_gap_days == 3 and settings.high_volume_week_km == 60.0
 
     # Emptying the boxes goes back to the defaults.
     r = browser.post(f"{stack.url}{EDIT}/thresholds", data=form, allow_redirects=False, timeout=10)

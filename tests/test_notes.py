@@ -5,12 +5,22 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import timedelta
-from typing import Any
 
 import jinja2
 import pytest
 
-from strava_massage.advice import KINDS, TIPS, PastNote, TrainingState, advise
+from strava_massage.advice import (
+    KINDS,
+    TIPS,
+    Advice,
+    Niggle,
+    PastRun,
+    Tip,
+    TrainingState,
+    advise,
+)
+from strava_massage.advice.rules import NIGGLE_ADVICE
+from strava_massage.clinic_notes import sample_state
 from strava_massage.notes import DEFAULT_DISCLAIMER, MAX_NOTE_CHARS, environment, render_note
 from strava_massage.paths import TEMPLATES_DIR
 from tests.factories import DAY, KM, MI, make_state
@@ -19,18 +29,8 @@ BOOKING = "https://book.example-clinic.com/legwork/runner-recovery?ref=strava&ru
 
 
 def firing(kind: str, units: str) -> TrainingState:
-    """A state whose advice is the given kind, with big (long-to-print) numbers."""
-    unit = MI if units == "mi" else KM
-    table: dict[str, dict[str, Any]] = {
-        "post_race": {"workout_type": 1, "distance_m": 42.195 * KM, "moving_time_s": 11_000},
-        "pre_race": {"next_race_date": DAY + timedelta(days=7)},
-        "load_spike": {"rolling7_m": 123.4 * unit},
-        "long_run": {"distance_m": 33.3 * unit},
-        "high_volume": {"week_m": (34.3 if units == "mi" else 52.3) * unit},
-        "monthly_checkin": {"since_massage_days": 365, "since_massage_m": 1234.5 * unit},
-        "recovery_tip": {},
-    }
-    return make_state(units, **table[kind])
+    """A state whose advice is the given kind: the clinic editor's sample runner for it."""
+    return sample_state(kind, "mi" if units == "mi" else "km")
 
 
 FOOTERS = {
@@ -69,22 +69,35 @@ def test_every_kind_fits_the_feed(kind: str, units: str, footer: str) -> None:
     assert "}" not in text
 
 
+def longest_tip_note(tip: Tip, units: str, area: str | None) -> Advice:
+    """The tip as the longest note it can be in: a comeback's Why line with three-digit
+    numbers, and, for a sore area it looks after, when to see a physio."""
+    u = MI if units == "mi" else KM
+    runs = (
+        PastRun(DAY - timedelta(days=40), 123.4 * u),
+        PastRun(DAY - timedelta(days=20), 500 * u),
+    )
+    niggle = Niggle(area, DAY) if area else None
+    state = make_state(units, runs=runs, distance=123.4 * u, history_days=400, niggle=niggle)
+    advice = advise(state)
+    assert advice.kind == "comeback"
+    body = tip.text if area is None or "physio" in tip.text else f"{tip.text} {NIGGLE_ADVICE}"
+    why = advice.reason.split("; ")[0] + f"; {tip.why}"
+    return dataclasses.replace(advice, body=body, reason=why, tip_id=tip.id)
+
+
 @pytest.mark.parametrize("units", ["mi", "km"])
 @pytest.mark.parametrize("tip", TIPS, ids=[t.id for t in TIPS])
-def test_every_tip_fits_with_the_longest_reason(tip: Any, units: str) -> None:
-    """Worst case: any tip, the cooldown fallback's long why-line, booking link and disclaimer."""
-    earlier = PastNote(DAY - timedelta(days=4), "long_run", None, True)
-    state = firing("load_spike", units)
-    state = dataclasses.replace(state, workout_type=3, recent_notes=(earlier,))
-    fallback = advise(state)
-    assert fallback.kind == "recovery_tip"
-    assert "4 days ago" in fallback.reason
-    advice = dataclasses.replace(fallback, body=tip.text, fact_ids=tip.fact_ids, tip_id=tip.id)
-    text = render_note(advice, booking_url=BOOKING, disclaimer=DEFAULT_DISCLAIMER)
-    assert len(text) < MAX_NOTE_CHARS
-    assert BOOKING in text
-    assert DEFAULT_DISCLAIMER in text
-    assert set(re.findall(r"\d (mi|km)\b", text)) == {units}
+def test_every_tip_fits_with_the_longest_reason(tip: Tip, units: str) -> None:
+    """Worst case: any tip, the longest why-line, booking link and disclaimer: the link
+    always fits (the disclaimer may give way), also with a sore area's physio line."""
+    for area in (None, *sorted(tip.areas)):
+        text = render_note(
+            longest_tip_note(tip, units, area), booking_url=BOOKING, disclaimer=DEFAULT_DISCLAIMER
+        )
+        assert len(text) < MAX_NOTE_CHARS
+        assert BOOKING in text, (area, text)
+        assert set(re.findall(r"\d (mi|km)\b", text)) == {units}
 
 
 def test_too_long_footer_drops_the_disclaimer_first() -> None:

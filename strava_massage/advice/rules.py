@@ -138,11 +138,6 @@ class Run:
             return None
         return n.area
 
-    def quiet_before_race(self) -> bool:
-        """In the last 48 hours before a race the runner set (nothing deep, no session)."""
-        hours = self.settings.pre_race_no_deep_hours
-        return self.race_in is not None and self.race_in <= -(-hours // 24)
-
     def may_suggest_session(self, kind: str) -> bool:
         """The cadence: whether a session may be suggested by rule `kind` on this run."""
         if kind == POST_RACE:
@@ -154,15 +149,22 @@ class Run:
             return False
         if kind == PRE_RACE:
             return True
-        if self.quiet_before_race():
+        cfg = self.settings
+        if self.race_in is not None and self.race_in <= cfg.race_hold_days:
             return False
         if self.beginner and kind != MONTHLY_CHECKIN:
             return False
-        last = next((n.local_date for n in self.notes if n.is_session), None)
-        if last is None:
-            return True
-        gap = self.settings.peak_session_gap_days if self.peak else self.settings.session_gap_days
-        return (self.state.local_date - last).days >= gap
+        if kind in (LONG_RUN, HIGH_VOLUME) and self.days_since(kind) < cfg.same_rule_gap_days:
+            return False
+        gap = cfg.peak_session_gap_days if self.peak else cfg.session_gap_days
+        return self.days_since(None) >= gap
+
+    def days_since(self, kind: str | None) -> float:
+        """Days since the last session suggestion (of `kind`, if given); infinite if none."""
+        last = next(
+            (n.local_date for n in self.notes if n.is_session and kind in (None, n.kind)), None
+        )
+        return (self.state.local_date - last).days if last is not None else float("inf")
 
     def wording(self, key: str) -> Wording:
         """One of the key's wordings, never the one its rule used last time (stable per run)."""
@@ -177,6 +179,8 @@ class Run:
 
 
 Rule = Callable[[Run], Advice | None]
+# Added to a tip for the sore area a runner reported: when to stop and have it looked at.
+NIGGLE_ADVICE = "If the soreness lasts a week or worsens as you run, see a physio."
 
 
 def _session(
@@ -286,8 +290,8 @@ def comeback(run: Run) -> Advice | None:
         return None
     s = run.state
     context = (
-        f"back after {_days(back.days_off)} off, {_dist(s, s.rolling7_m)} in the last 7 days "
-        f"against {_dist(s, back.weekly_before_m)} a week before the break"
+        f"{_days(back.days_off)} off, now {_dist(s, s.rolling7_m)} a week "
+        f"against {_dist(s, back.weekly_before_m)} before"
     )
     return recovery_tip(run, kind=COMEBACK, wording=run.wording("comeback"), context=context)
 
@@ -434,10 +438,8 @@ def recovery_tip(
     if area is not None and run.niggle in tip.areas:
         assert s.niggle is not None
         words = f"you noted sore {area} on {s.niggle.since:%d %b}"
-        body = (
-            f"{body} If the soreness lasts beyond a week or grows as you run, stop and have a "
-            "physio look at it."
-        )
+        if "physio" not in body:  # when to have it looked at, unless the tip says so already
+            body = f"{body} {NIGGLE_ADVICE}"
     return Advice(
         kind=kind,
         is_session=False,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from strava_massage.advice.state import METRES_PER_KM, METRES_PER_MILE, Units
 
@@ -61,6 +63,12 @@ class AdviceSettings:
     session_gap_days: int = 14
     peak_session_gap_days: int = 7
     after_massage_days: int = 3
+    # The long-run and big-week notes each wait this long before coming again, so a runner's
+    # suggestions vary (and a peak block is not the same note every week).
+    same_rule_gap_days: int = 14
+    # In the days before a race the runner set, only the race notes suggest a session: the
+    # pre-race one (3-7 days out) is the session to book, and nothing deep in the last 48 hours.
+    race_hold_days: int = 10
     # Beginners (under this weekly average) get session suggestions for races and the monthly
     # check-in only.
     beginner_week_km: float = 30.0
@@ -107,3 +115,11 @@ def threshold_text(miles: float, km: float, units: Units) -> str:
 
 
 DEFAULTS = AdviceSettings()
+SETTING_NAMES = frozenset(f.name for f in fields(AdviceSettings))
+
+
+def with_overrides(base: AdviceSettings, overrides: Mapping[str, Any]) -> AdviceSettings:
+    """`base` with the stored overrides it knows; a name it does not know (a setting since
+    renamed or removed) is passed over rather than stopping the runner's notes."""
+    known = {k: v for k, v in overrides.items() if k in SETTING_NAMES}
+    return replace(base, **known) if known else base
