@@ -28,12 +28,14 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from strava_massage import clinic_notes, clinics
+from strava_massage.advice.state import NIGGLE_AREAS
 from strava_massage.db import get_session
 from strava_massage.forms import (
     ClinicSessionForm,
     ClinicSettingsForm,
     NewPasswordForm,
     StaffLoginForm,
+    niggle_words,
 )
 from strava_massage.models import Clinic, ClinicStaff, utcnow
 from strava_massage.pages import safe_next
@@ -128,7 +130,11 @@ def dashboard(clinic: Clinic) -> str:
     """The clinic's runners: counts for all, figures for those who share them."""
     roster = clinics.roster(get_session(), clinic)
     return render_template(
-        "clinic/dashboard.html", clinic=clinic, roster=roster, form=ClinicSessionForm()
+        "clinic/dashboard.html",
+        clinic=clinic,
+        roster=roster,
+        form=ClinicSessionForm(),
+        niggle_areas={area: niggle_words(area) for area in NIGGLE_AREAS},
     )
 
 

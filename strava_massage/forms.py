@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, DateField, DecimalField, PasswordField, RadioField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
 from wtforms.validators import (
     EqualTo,
@@ -16,6 +24,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from strava_massage.advice.state import NIGGLE_AREAS
 from strava_massage.clinics import MAX_NAME
 from strava_massage.runner import MAX_DISCLAIMER
 
@@ -62,6 +71,24 @@ class MassageForm(FlaskForm):  # type: ignore[misc]
 
     on = DateField(_l("Date of the session"), validators=[InputRequired()])
     place = StringField(_l("Where (optional)"), validators=[Optional(), Length(max=120)])
+
+
+def niggle_words(area: str) -> str:
+    """A sore area as the settings page names it: the notes' words, capitalised."""
+    words = NIGGLE_AREAS[area]
+    return words[:1].upper() + words[1:]
+
+
+class NiggleForm(FlaskForm):  # type: ignore[misc]
+    """A sore area and the day it started; the view sets the date to the runner's today."""
+
+    # Named apart from the session form's `on`: both are on the settings page, ids must differ.
+    niggle_area = SelectField(
+        _l("Where"),
+        choices=[SelectChoice(key, niggle_words(key)) for key in NIGGLE_AREAS],
+        validators=[InputRequired()],
+    )
+    niggle_on = DateField(_l("Sore since"), validators=[InputRequired()])
 
 
 class StaffLoginForm(FlaskForm):  # type: ignore[misc]

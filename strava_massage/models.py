@@ -63,6 +63,10 @@ class Athlete(Base):
     connected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     next_race_on: Mapped[dt.date | None] = mapped_column(Date)
     next_race_distance_m: Mapped[float | None] = mapped_column(Float)
+    # A sore area the runner noted (a key of advice.state.NIGGLE_AREAS) and the day it was sore
+    # from; the tips favour it for runner.NIGGLE_DAYS, then it ends by itself.
+    niggle_area: Mapped[str | None] = mapped_column(String(16))
+    niggle_on: Mapped[dt.date | None] = mapped_column(Date)
     # Where the note goes: "description" (default) or Strava's undocumented "private_note".
     note_target: Mapped[str] = mapped_column(String(16), default="description")
     disclaimer: Mapped[str | None] = mapped_column(String(200))
@@ -213,6 +217,8 @@ class Note(Base):
     kind: Mapped[str] = mapped_column(String(32))
     is_session: Mapped[bool] = mapped_column(default=False)
     tip_id: Mapped[str | None] = mapped_column(String(64))
+    # Which of its rule's wordings a session note used, so the next one can use another.
+    wording_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(300))
     fact_ids: Mapped[str] = mapped_column(String(100), default="")
     text: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,5 @@
-"""What a runner can set: units, notes on or paused, note target, disclaimer, race, sessions.
+"""What a runner can set: units, notes on or paused, note target, disclaimer, race, sessions,
+and a sore area (a niggle) their tips favour for three weeks.
 
 Plain functions over a session, used by the command line now and by the runner's pages later;
 each checks its input and raises InputError with a message fit to show next to the field.
@@ -14,11 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from strava_massage.advice import DEFAULTS, AdviceSettings
+from strava_massage.advice.state import NIGGLE_AREAS, Niggle
 from strava_massage.models import Athlete, MassageSession
 
 UNITS = ("mi", "km")
 NOTE_TARGETS = ("description", "private_note")
 MAX_DISCLAIMER = 160
+# How long a noted sore area shapes the tips: the advice settings' own number.
+NIGGLE_DAYS = DEFAULTS.niggle_days
 
 
 class InputError(ValueError):
@@ -76,7 +80,7 @@ def set_race(
 
 
 def set_advice(athlete: Athlete, changes: dict[str, str]) -> AdviceSettings:
-    """Override advice defaults (e.g. cooldown_days=7); checked against AdviceSettings."""
+    """Override advice defaults (e.g. session_gap_days=10); checked against AdviceSettings."""
     fields = {f.name: f for f in dataclasses.fields(AdviceSettings)}
     overrides: dict[str, Any] = dict(athlete.advice_overrides or {})
     for name, raw in changes.items():
@@ -95,6 +99,38 @@ def set_advice(athlete: Athlete, changes: dict[str, str]) -> AdviceSettings:
     settings = dataclasses.replace(DEFAULTS, **overrides)
     athlete.advice_overrides = overrides
     return settings
+
+
+def set_niggle(athlete: Athlete, area: str, on: dt.date, today: dt.date) -> Niggle:
+    """Note a sore area (a key of NIGGLE_AREAS) and the day it started; it replaces any other."""
+    if area not in NIGGLE_AREAS:
+        raise InputError(f"the sore area must be one of: {', '.join(NIGGLE_AREAS)}")
+    if on > today:
+        raise InputError("the date of a sore area cannot be in the future")
+    if (today - on).days >= NIGGLE_DAYS:  # it would have ended already
+        raise InputError(f"the date of a sore area must be within the last {NIGGLE_DAYS} days")
+    athlete.niggle_area = area
+    athlete.niggle_on = on
+    return Niggle(area, on)
+
+
+def clear_niggle(athlete: Athlete) -> None:
+    """Forget the runner's sore area: the tips go back to their usual choice."""
+    athlete.niggle_area = None
+    athlete.niggle_on = None
+
+
+def active_niggle(athlete: Athlete, today: dt.date, days: int = NIGGLE_DAYS) -> Niggle | None:
+    """The runner's sore area while it still shapes the tips; None once `days` have passed."""
+    area, on = athlete.niggle_area, athlete.niggle_on
+    if area is None or on is None or area not in NIGGLE_AREAS:
+        return None
+    return Niggle(area, on) if (today - on).days < days else None
+
+
+def niggle_last_day(niggle: Niggle, days: int = NIGGLE_DAYS) -> dt.date:
+    """The last day a sore area shapes the tips."""
+    return niggle.since + dt.timedelta(days=days - 1)
 
 
 def log_massage(

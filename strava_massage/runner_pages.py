@@ -1,4 +1,5 @@
-"""A logged-in runner's pages: dashboard, settings, sessions and clinic, account and export."""
+"""A logged-in runner's pages: dashboard, settings, sore area, sessions and clinic, account and
+export."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from strava_massage import clinics, dashboard, runner
-from strava_massage.advice.state import metres_per_unit
+from strava_massage.advice.state import NIGGLE_AREAS, metres_per_unit
 from strava_massage.db import get_session
-from strava_massage.forms import ClinicSharingForm, MassageForm, SettingsForm
+from strava_massage.forms import ClinicSharingForm, MassageForm, NiggleForm, SettingsForm
 from strava_massage.models import (
     Activity,
     Athlete,
@@ -120,25 +121,38 @@ def _sharing_form(athlete: Athlete, clinic: Clinic, formdata: bool = False) -> C
     return form
 
 
+def _niggle_form(athlete: Athlete, today: dt.date) -> NiggleForm:
+    """The sore-area form: the current area if one is active, and today's date."""
+    niggle = runner.active_niggle(athlete, today)
+    return NiggleForm(formdata=None, niggle_area=niggle.area if niggle else None, niggle_on=today)
+
+
 def _render_settings(
     athlete: Athlete,
     form: SettingsForm,
     massage_form: MassageForm,
     sharing_form: ClinicSharingForm | None = None,
+    niggle_form: NiggleForm | None = None,
 ) -> str:
     """The settings page with its forms, the sessions list and the runner's clinic."""
     clinic = clinic_of(athlete)
     if clinic is not None and sharing_form is None:
         sharing_form = _sharing_form(athlete, clinic)
+    today = dashboard.runner_today(athlete)
+    niggle = runner.active_niggle(athlete, today)
     return render_template(
         "runner/settings.html",
         athlete=athlete,
         form=form,
         massage_form=massage_form,
         sessions=runner.massages(get_session(), athlete.id),
-        today=dashboard.runner_today(athlete),
+        today=today,
         clinic=clinic,
         sharing_form=sharing_form,
+        niggle_form=niggle_form or _niggle_form(athlete, today),
+        niggle=niggle,
+        niggle_words=NIGGLE_AREAS[niggle.area] if niggle else None,
+        niggle_until=runner.niggle_last_day(niggle) if niggle else None,
     )
 
 
@@ -212,6 +226,41 @@ def add_session(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
             return redirect(url_for("runner.settings") + "#sessions")
     # Show the saved settings, not the posted session fields, beside the session's error.
     return _render_settings(athlete, _saved_settings_form(athlete), massage_form), 400
+
+
+@bp.post("/settings/niggle")
+@login_required
+def set_niggle(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
+    """Note a sore area: the tips favour it for three weeks, or until the runner clears it."""
+    niggle_form = NiggleForm()
+    on = niggle_form.niggle_on.data if niggle_form.validate_on_submit() else None
+    if on is not None:
+        area = niggle_form.niggle_area.data or ""
+        try:
+            runner.set_niggle(athlete, area, on, dashboard.runner_today(athlete))
+        except runner.InputError as e:
+            niggle_form.niggle_on.errors = [*niggle_form.niggle_on.errors, str(e)]
+        else:
+            get_session().commit()
+            flash(
+                _("Saved. Your next tips favour your %(area)s.", area=NIGGLE_AREAS[area]), "success"
+            )
+            return redirect(url_for("runner.settings") + "#niggle")
+    get_session().rollback()
+    page = _render_settings(
+        athlete, _saved_settings_form(athlete), MassageForm(formdata=None), None, niggle_form
+    )
+    return page, 400
+
+
+@bp.post("/settings/niggle/clear")
+@login_required
+def clear_niggle(athlete: Athlete) -> BaseResponse:
+    """Forget the sore area at once (CSRFProtect has checked the form's token)."""
+    runner.clear_niggle(athlete)
+    get_session().commit()
+    flash(_("Cleared. Your tips no longer favour one area."), "success")
+    return redirect(url_for("runner.settings") + "#niggle")
 
 
 def _fill_from(athlete: Athlete, form: SettingsForm) -> None:

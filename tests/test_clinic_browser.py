@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from strava_massage import clinics, dashboard
+from strava_massage.clinic_notes import sample_advice
 from strava_massage.models import Activity, Athlete, Clinic, utcnow
 
 from .browser import accessibility_problems, fits_width, screenshot
@@ -69,13 +70,14 @@ def test_wording_editor_previews_saves_and_refuses(make_stack: MakeStack, page: 
     section = page.locator("#rule-high_volume")
     wording = section.get_by_label("Wording for “Big week” notes")
     preview = section.locator(".note-preview")
-    assert "Why: this week 50.0 km" in preview.inner_text()  # the default wording, server-side
+    why = f"Why: {sample_advice('high_volume').reason}"
+    assert why in preview.inner_text()  # the default wording, server-side
     # Typing asks the server for the note (no page load) and shows it in place.
     with page.expect_response(_is_preview) as answer:
         wording.fill(OWN)
     assert answer.value.status == 200
-    preview.locator("pre", has_text="BIG WEEK: PAST 48 KM").wait_for()
-    assert f"{NAME} says: At this mileage" in preview.inner_text()
+    preview.locator("pre", has_text=sample_advice("high_volume").headline.upper()).wait_for()
+    assert f"{NAME} says: {sample_advice('high_volume').body}" in preview.inner_text()
     assert f"Book a session with {NAME}: {BOOKING}" in preview.inner_text()
     assert page.url.endswith("/clinic/wording")  # still the same page: nothing was submitted
     screenshot(page, "clinic-wording-live-preview")
@@ -129,13 +131,13 @@ def test_wording_editor_previews_saves_and_refuses(make_stack: MakeStack, page: 
 
     # A threshold out of range is refused next to its box, and nothing is saved.
     page.get_by_label("Big week, for runners in kilometres").fill("500")
-    page.get_by_label("Days between two session suggestions").fill("3.5")
+    page.get_by_label("Days between two session suggestions, at least").fill("3.5")
     page.get_by_role("button", name="Save thresholds").click()
     assert page.get_by_role("alert").inner_text().startswith("Nothing was saved")
     box = page.get_by_label("Big week, for runners in kilometres")
     assert box.get_attribute("aria-invalid") == "true" and box.input_value() == "500"
     assert "from 10 to 250" in page.locator("#t-high_volume_week_km-error").inner_text()
-    assert "whole number from 1 to 30" in page.locator("#t-cooldown_days-error").inner_text()
+    assert "whole number from 1 to 60" in page.locator("#t-session_gap_days-error").inner_text()
     _assert_accessible(page)
     page.locator("#thresholds").scroll_into_view_if_needed()
     screenshot(page, "clinic-thresholds-refused")
@@ -183,7 +185,8 @@ def test_the_editor_works_without_javascript(make_stack: MakeStack, chromium: An
         section.get_by_role("textbox").fill("{{ clinic }}: {{ headline|lower }}\n{{ body }}")
         section.get_by_role("button", name=re.compile("^Preview")).click()
         section = page.locator("#rule-long_run")
-        assert f"{NAME}: long run done: treat your legs" in section.locator("pre").inner_text()
+        headline = sample_advice("long_run").headline.lower()
+        assert f"{NAME}: {headline}" in section.locator("pre").inner_text()
         assert section.get_by_text("The text below is not saved yet.").is_visible()
         with stack.db.session() as session:
             clinic = session.get(Clinic, clinic_id)
@@ -195,7 +198,7 @@ def test_the_editor_works_without_javascript(make_stack: MakeStack, chromium: An
         page.get_by_label("Big week, for runners in kilometres").fill("60")
         page.get_by_role("button", name="Save thresholds").click()
         assert page.get_by_role("status").filter(has_text="Thresholds saved").is_visible()
-        assert "Big week: past 60 km" in page.locator("#preview-high_volume").inner_text()
+        assert "past 60 km" in page.locator("#preview-high_volume").inner_text()
     finally:
         context.close()
 
@@ -269,7 +272,7 @@ def test_the_clinic_pages_fit_a_phone(make_stack: MakeStack, chromium: Any) -> N
             phone.goto(stack.url + path)
             assert fits_width(phone), path
             _assert_accessible(phone)
-        assert "Big week: past 30 mi" in phone.locator("#preview-high_volume").inner_text()
+        assert "past 30 mi" in phone.locator("#preview-high_volume").inner_text()
         screenshot(phone, "clinic-wording-360px")
     finally:
         context.close()

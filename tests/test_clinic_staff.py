@@ -333,12 +333,12 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
     }
     form = {"on": dt.date.today().isoformat(), "name": "Renamed", "booking_url": "",
             "source": "{{ headline }} Hijacked", "action": "save", "kind": "recovery_tip",
-            "cooldown_days": "9"}  # fmt: skip
+            "session_gap_days": "9"}  # fmt: skip
     with stack.db.session() as session:
         a_clinic = session.get(Clinic, a_id)
         assert a_clinic is not None
         a_clinic.note_templates = {"recovery_tip": "{{ headline }} from Alpha"}
-        a_clinic.advice_overrides = {"cooldown_days": 4}
+        a_clinic.advice_overrides = {"session_gap_days": 4}
         session.commit()
 
     for who, (browser, token) in visitors.items():
@@ -373,7 +373,7 @@ def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None
         assert a is not None and a.name == "Alpha"  # only B's own settings changed
         assert b is not None and b.name == "Renamed"
         assert a.note_templates == {"recovery_tip": "{{ headline }} from Alpha"}
-        assert a.advice_overrides == {"cooldown_days": 4}
+        assert a.advice_overrides == {"session_gap_days": 4}
     # Each clinic's pages and export show its own sharing runners only.
     for browser, mine, theirs in ((own, "Alpha Sharer", "Bravo Sharer"),
                                   (other, "Bravo Sharer", "Alpha Sharer")):  # fmt: skip
@@ -403,7 +403,8 @@ def test_the_export_never_holds_a_spreadsheet_formula() -> None:
     )  # fmt: skip
     rows = list(csv.reader(io.StringIO(clinics.roster_csv([row]))))
     assert rows[0] == list(clinics.CSV_HEADER)
-    assert rows[1][0].startswith("'=") and rows[1][2] == "10.0" and rows[1][-1] == "2026-11-01"
+    since = clinics.CSV_HEADER.index("sharing_since")
+    assert rows[1][0].startswith("'=") and rows[1][2] == "10.0" and rows[1][since] == "2026-11-01"
 
 
 def test_more_staff_and_the_clinic_list(stack: Stack) -> None:

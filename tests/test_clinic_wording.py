@@ -314,7 +314,8 @@ def test_save_preview_and_reset_a_rules_wording(make_stack: MakeStack) -> None:
     assert r.status_code == 200
     section = _section(r.text, "high_volume")
     assert _textarea(section)[1] == OWN  # browsers send CRLF; it is kept as plain newlines
-    assert "The text below is not saved yet." in section and sample_advice("high_volume").headline.upper() in section
+    assert "The text below is not saved yet." in section
+    assert sample_advice("high_volume").headline.upper() in section
     assert _row(stack, clinic_id).note_templates == {}
 
     r = _save(browser, stack, token, "high_volume", OWN)
@@ -324,7 +325,7 @@ def test_save_preview_and_reset_a_rules_wording(make_stack: MakeStack) -> None:
     assert "Saved: Big week notes use this wording" in page
     section = _section(page, "high_volume")
     assert _textarea(section)[1] == OWN and "Notes use your own wording." in section
-    assert f"{NAME} says: At this mileage" in html.unescape(section)
+    assert f"{NAME} says: {sample_advice('high_volume').body}" in html.unescape(section)
     assert "Notes use the default wording." in _section(page, "long_run")  # the others untouched
 
     r = browser.post(
@@ -374,7 +375,8 @@ def test_a_saved_wording_the_new_booking_link_pushes_too_long_is_flagged(
     stack: Stack = make_stack()
     clinic_id, email = _clinic(stack)
     browser, token = _staff(stack, email)
-    source = "{{ body }} {{ body }} {{ body }}"  # 401 characters, 478 with the booking line
+    # 401 characters: with the 76-character booking line 478, and 519 with the longer one below.
+    source = "{{ body }} " + "x" * (400 - len(sample_advice("high_volume").body))
     assert _save(browser, stack, token, "high_volume", source).status_code == 302
     with stack.db.session() as session:
         clinic = session.get(Clinic, clinic_id)
@@ -401,7 +403,7 @@ def test_the_live_preview_answers_json_and_needs_the_csrf_header(make_stack: Mak
     assert note.startswith(f"{BLOCK_START}\n{headline}\n") and note.endswith(BLOCK_END)
     assert f"Book a session with {NAME}: {BOOKING}" in note
     r = _preview(browser, stack, token, {"kind": "high_volume", "source": OWN, "units": "mi"})
-    assert "BIG WEEK: PAST 30 MI" in r.json()["note"]
+    assert sample_advice("high_volume", "mi").headline.upper() in r.json()["note"]
 
     for case, source, reason in HOSTILE:
         r = _preview(browser, stack, token, {"kind": "pre_race", "source": source})
@@ -410,6 +412,7 @@ def test_the_live_preview_answers_json_and_needs_the_csrf_header(make_stack: Mak
         assert reason in r.json()["refused"], case
     for case, source, first in HARMLESS:
         r = _preview(browser, stack, token, {"kind": "high_volume", "source": source})
+        first = first.replace("HEADLINE", sample_advice("high_volume").headline)
         assert r.json()["note"].splitlines()[1].startswith(first), case
 
     assert _preview(browser, stack, token, {"kind": "nope", "source": "x"}).status_code == 400
@@ -473,7 +476,7 @@ def test_thresholds_are_saved_and_refused_field_by_field(make_stack: MakeStack) 
         assert tag and 'aria-invalid="true"' in tag.group(0), name
         assert f'aria-describedby="t-{name}-hint t-{name}-error"' in tag.group(0), name
         assert f'value="{bad[name]}"' in tag.group(0), name  # as typed, to be put right
-    assert "Give a whole number from 1 to 30." in r.text
+    assert "Give a whole number from 1 to 60." in r.text
     assert "Give a number from 1.1 to 4." in r.text
     assert _row(stack, clinic_id).advice_overrides == saved
 

@@ -97,10 +97,10 @@ def test_a_big_history_is_imported_a_page_of_200_at_a_time(make_stack) -> None:
 def test_runner_settings_from_the_command_line(stack: Stack) -> None:
     athlete_id = _runner(stack)
     _cli(stack, "runner", "set", str(athlete_id), "--units", "mi", "--notes", "paused",
-         "--disclaimer", "General guidance only.", "--advice", "cooldown_days=7")  # fmt: skip
+         "--disclaimer", "General guidance only.", "--advice", "session_gap_days=7")  # fmt: skip
     shown = _cli(stack, "runner", "show", str(athlete_id))
     assert "units: mi" in shown and "notes: paused" in shown
-    assert "General guidance only." in shown and "cooldown_days" in shown
+    assert "General guidance only." in shown and "session_gap_days" in shown
     bad = stack.app.test_cli_runner().invoke(
         args=["runner", "set", str(athlete_id), "--race", "2001-01-01"]
     )
