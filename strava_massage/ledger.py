@@ -288,6 +288,28 @@ _RECENT_NOTES = (
 )
 
 
+# The wording each rule used last, however long ago (a rule may not have spoken for months).
+_NEWEST_FIRST = func.row_number().over(
+    partition_by=_NOTES.c.kind, order_by=(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
+)
+_WORDINGS = (
+    select(_NOTES.c.kind, _NOTES.c.wording_id, _NEWEST_FIRST.label("newest"))
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"),
+        _NOTES.c.activity_id != bindparam("exclude"),
+        _NOTES.c.wording_id.is_not(None),
+        _NOTES.c.local_date <= bindparam("day", type_=Date),
+    )
+    .subquery()
+)
+_LAST_WORDINGS = select(_WORDINGS.c.kind, _WORDINGS.c.wording_id).where(_WORDINGS.c.newest == 1)
+
+
+def last_wordings_query(athlete_id: int, day: dt.date, exclude: int) -> Query:
+    """The wording each rule used last for the runner up to `day`: (kind, wording_id) rows."""
+    return _LAST_WORDINGS, {"athlete_id": athlete_id, "day": day, "exclude": exclude}
+
+
 def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
     """The runner's latest notes, newest first, leaving out one activity's (PastNoteRow rows)."""
     return _RECENT_NOTES, {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}

@@ -662,14 +662,14 @@ def _send_state_reads(
 ) -> Callable[[], TrainingState]:
     """Send the ledger reads of a run's training state; returns what builds the state from
     their answers."""
-    history, notes, runs = (pg.send(*q) for q in _state_queries(athlete, run, settings))
+    history, notes, runs, wordings = (pg.send(*q) for q in _state_queries(athlete, run, settings))
     return lambda: _state_of(
         run,
         athlete,
         ledger.history_of(history.fetchone()),
         notes.fetchall(),
         runs.fetchall(),
-        settings,
+        wordings.fetchall(),
     )
 
 
@@ -945,28 +945,30 @@ def training_state(
         run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
-    history, notes, runs = _state_queries(athlete, row, settings)
+    history, notes, runs, wordings = _state_queries(athlete, row, settings)
     return _state_of(
         row,
         athlete,
         ledger.history_of(session.execute(*history).one()),
         list(session.execute(*notes)),
         list(session.execute(*runs)),
-        settings,
+        list(session.execute(*wordings)),
     )
 
 
 def _state_queries(
     athlete: Athlete, run: Any, settings: AdviceSettings
-) -> tuple[ledger.Query, ledger.Query, ledger.Query]:
+) -> tuple[ledger.Query, ledger.Query, ledger.Query, ledger.Query]:
     """The ledger's reads behind a run's training state: its history (totals, first run, last
-    check-in), the runner's recent notes, and their runs of the weeks before it."""
+    check-in), the runner's recent notes, their runs of the weeks before it, and the wording
+    each rule used last."""
     day = run.local_date
     first = day - dt.timedelta(days=settings.history_days())
     return (
         ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
         ledger.recent_notes_query(athlete.id, run.id, settings.notes_looked_back),
         ledger.runs_between_query(athlete.id, first, day, run.id),
+        ledger.last_wordings_query(athlete.id, day, run.id),
     )
 
 
@@ -976,7 +978,7 @@ def _state_of(
     past: ledger.History,
     notes: Sequence[ledger.PastNoteRow],
     runs: Sequence[Any],
-    settings: AdviceSettings,
+    wordings: Sequence[Any],
 ) -> TrainingState:
     """The training state of a run from what the ledger answered about it."""
     day = row.local_date
@@ -1009,6 +1011,7 @@ def _state_of(
             for n in notes
         ),
         last_checkin_date=past.last_note_of_kind,
+        last_wordings={w.kind: w.wording_id for w in wordings},
         niggle=niggle,
     )
 

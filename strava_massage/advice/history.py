@@ -76,7 +76,7 @@ def week_jump(
 ) -> tuple[float, float] | None:
     """L2: (this week so far, the last usable complete week) when the first is over week_jump
     times the second; None otherwise."""
-    weeks = complete_weeks(state, settings, 4, breaks)
+    weeks = complete_weeks(state, settings, settings.baseline_weeks, breaks)
     if not weeks or weeks[0] <= 0:
         return None
     return (state.week_m, weeks[0]) if state.week_m > settings.week_jump * weeks[0] else None
@@ -88,7 +88,7 @@ def acute_chronic(
     """L1: (the 7-day distance, the weekly average of the four weeks before) when the ratio is
     over acwr_spike; layoff weeks are left out of the average. None otherwise."""
     blocks = []
-    for back in range(1, 5):
+    for back in range(1, settings.baseline_weeks + 1):
         last = state.local_date - timedelta(days=7 * back)
         span = (last - timedelta(days=6), last)
         if usable(span, state, breaks):
@@ -117,8 +117,8 @@ def comeback(state: TrainingState, settings: AdviceSettings, breaks: list[Span])
     if not recent:
         return None
     first, last = recent[-1]
-    # The weekly average over the four weeks before the break, or as much of them as was run.
-    start = max(first - timedelta(days=28), first_run(state))
+    # The weekly average over the weeks before the break, or as much of them as was run.
+    start = max(first - timedelta(weeks=settings.baseline_weeks), first_run(state))
     days = (first - start).days
     if days < 7:
         return None
@@ -126,14 +126,6 @@ def comeback(state: TrainingState, settings: AdviceSettings, breaks: list[Span])
     if weekly <= 0 or state.rolling7_m >= weekly:
         return None
     return Comeback((last - first).days + 1, weekly)
-
-
-def weekly_average(state: TrainingState, settings: AdviceSettings, breaks: list[Span]) -> float:
-    """The runner's usual week: the average of the last four usable complete weeks."""
-    weeks = complete_weeks(state, settings, 4, breaks)
-    if not weeks:
-        return max(state.rolling7_m, state.rolling28_m / 4)
-    return sum(weeks) / len(weeks)
 
 
 def peak_week(state: TrainingState, settings: AdviceSettings, breaks: list[Span]) -> bool:
@@ -145,9 +137,9 @@ def peak_week(state: TrainingState, settings: AdviceSettings, breaks: list[Span]
     return state.rolling7_m >= top[-1]
 
 
-def average_run(state: TrainingState) -> float | None:
-    """The average run of the 28 days before this one, or None if there was none."""
-    since = state.local_date - timedelta(days=28)
+def average_run(state: TrainingState, settings: AdviceSettings) -> float | None:
+    """The average run of the baseline weeks before this one, or None if there was none."""
+    since = state.local_date - timedelta(weeks=settings.baseline_weeks)
     runs = [r.distance_m for r in state.past_runs if since <= r.local_date]
     return sum(runs) / len(runs) if runs else None
 
@@ -156,7 +148,7 @@ def looks_long(state: TrainingState, settings: AdviceSettings) -> bool:
     """Tagged as a long run, or clearly longer than usual and long in absolute terms."""
     if state.workout_type == WORKOUT_LONG_RUN:
         return True
-    average = average_run(state)
+    average = average_run(state, settings)
     return (
         average is not None
         and average > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +69,16 @@ def _duration(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+# Numbers said with a vowel first: eight, eighty..., eleven, eighteen.
+_SPOKEN_WITH_A_VOWEL = re.compile(r"8|1[18]\D")
+
+
+def _a(words: str) -> str:
+    """Words with their indefinite article: "a 6.5 km", "an 8.5 km", "an 11.0 km"."""
+    article = "an" if _SPOKEN_WITH_A_VOWEL.match(words) else "a"
+    return f"{article} {words}"
+
+
 def _days(n: int) -> str:
     """'1 day' / 'n days'."""
     return f"{n} day" if n == 1 else f"{n} days"
@@ -112,10 +123,18 @@ class Run:
         return history.peak_week(self.state, self.settings, self.breaks)
 
     @cached_property
+    def usual_week(self) -> float | None:
+        """The average of the last baseline_weeks usable complete weeks; None with under two."""
+        weeks = history.complete_weeks(
+            self.state, self.settings, self.settings.baseline_weeks, self.breaks
+        )
+        return sum(weeks) / len(weeks) if len(weeks) >= 2 else None
+
+    @cached_property
     def beginner(self) -> bool:
         """Under beginner_week_km a week on average."""
-        weekly = history.weekly_average(self.state, self.settings, self.breaks)
-        return weekly < self.settings.beginner_week_km * 1000
+        week = self.usual_week
+        return week is not None and week < self.settings.beginner_week_km * 1000
 
     @cached_property
     def race_in(self) -> int | None:
@@ -138,14 +157,17 @@ class Run:
             return None
         return n.area
 
+    @cached_property
+    def massaged_lately(self) -> bool:
+        """A massage logged in the last after_massage_days days."""
+        days = self.since_massage
+        return days is not None and 0 <= days <= self.settings.after_massage_days
+
     def may_suggest_session(self, kind: str) -> bool:
         """The cadence: whether a session may be suggested by rule `kind` on this run."""
         if kind == POST_RACE:
             return True
-        recent_massage = self.since_massage is not None and (
-            0 <= self.since_massage <= self.settings.after_massage_days
-        )
-        if recent_massage:
+        if self.massaged_lately:
             return False
         if kind == PRE_RACE:
             return True
@@ -168,8 +190,9 @@ class Run:
 
     def wording(self, key: str) -> Wording:
         """One of the key's wordings, never the one its rule used last time (stable per run)."""
-        prefix = key.split(".")[0]
-        last = next((n.wording_id for n in self.notes if n.wording_id and n.kind == prefix), None)
+        kind = key.split(".")[0]
+        last = next((n.wording_id for n in self.notes if n.wording_id and n.kind == kind), None)
+        last = last or self.state.last_wordings.get(kind)
         options = [w for w in WORDINGS[key] if w.id != last] or list(WORDINGS[key])
         return options[tips.stable_index(self.state.activity_id, len(options))]
 
@@ -179,6 +202,8 @@ class Run:
 
 
 Rule = Callable[[Run], Advice | None]
+# Tips about booking or having a massage: not in the days after one was logged.
+MASSAGE_TIPS = frozenset(t.id for t in TIPS if "massage" in t.text.lower())
 # Added to a tip for the sore area a runner reported: when to stop and have it looked at.
 NIGGLE_ADVICE = "If the soreness lasts a week or worsens as you run, see a physio."
 
@@ -304,7 +329,7 @@ def long_run(run: Run) -> Advice | None:
     longest = history.longest_recent(s, cfg)
     if s.distance_m < cfg.long_run_of_longest * longest or not run.may_suggest_session(LONG_RUN):
         return None
-    average = history.average_run(s)
+    average = history.average_run(s, cfg)
     if s.workout_type == WORKOUT_LONG_RUN or not average:
         reason = f"long run, {_dist(s, s.distance_m)}"
     else:
@@ -389,12 +414,11 @@ def contexts(run: Run) -> list[tuple[str, str]]:
     if history.looks_long(s, cfg):
         found.append((tips.AFTER_LONG_RUN, f"{_dist(s, s.distance_m)} today, a long run"))
     if s.workout_type == WORKOUT_WORKOUT:
-        found.append((tips.AFTER_WORKOUT, f"a {_dist(s, s.distance_m)} workout today"))
+        found.append((tips.AFTER_WORKOUT, f"{_a(_dist(s, s.distance_m))} workout today"))
     if s.rolling7_m >= cfg.high_volume_m(s.units):
         found.append((tips.HIGH_VOLUME, f"{_dist(s, s.rolling7_m)} in the last 7 days"))
-    if run.beginner:
-        weekly = history.weekly_average(s, cfg, run.breaks)
-        found.append((tips.BEGINNER, f"building up at about {_dist(s, weekly)} a week"))
+    if run.beginner and run.usual_week is not None:
+        found.append((tips.BEGINNER, f"building up at about {_dist(s, run.usual_week)} a week"))
     found.append((tips.EASY_DAY, f"{_dist(s, s.distance_m)} today, {_dist(s, s.week_m)} this week"))
     return found
 
@@ -429,9 +453,10 @@ def recovery_tip(
     """
     s = run.state
     found = contexts(run)
-    tip = tips.pick_tip(
-        TIPS, s.activity_id, [c for c, _ in found], recent_tip_ids(run), area=run.niggle
-    )
+    avoid = recent_tip_ids(run)
+    if run.massaged_lately:  # a tip about booking or having one would contradict the session
+        avoid |= MASSAGE_TIPS
+    tip = tips.pick_tip(TIPS, s.activity_id, [c for c, _ in found], avoid, area=run.niggle)
     first, words = next(((c, w) for c, w in found if c in tip.contexts), found[0])
     body = tip.text
     area = run.niggle_words()

@@ -32,6 +32,7 @@ class AdviceSettings:
     # acwr_spike x the weekly average of the four weeks before. Both need 3 weeks of history.
     week_jump: float = 1.3
     acwr_spike: float = 1.5
+    baseline_weeks: int = 4  # "the four weeks before", and a runner's usual week
     acwr_min_history_days: int = 21
     load_alarm_gap_days: int = 7  # one load alarm a week is enough
     # A layoff: this many days or more without a run. Its weeks are left out of the load

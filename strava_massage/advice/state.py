@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -112,6 +113,8 @@ class TrainingState:
     recent_notes: tuple[PastNote, ...]  # newest first
     # The last monthly check-in note, however long ago (recent_notes may not reach back that far).
     last_checkin_date: date | None = None
+    # The wording each rule used last (kind -> wording id), however long ago.
+    last_wordings: Mapping[str, str] = field(default_factory=dict)
     race_distance_m: float | None = None  # the distance of the race the runner set, if given
     niggle: Niggle | None = None
     clinic: str | None = None  # the runner's clinic's name, when they joined one
