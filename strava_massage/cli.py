@@ -244,6 +244,28 @@ def _fail(e: Exception) -> click.ClickException:
     return click.ClickException(str(e))
 
 
+class BadInput(click.ClickException):
+    """A wrong value given to an option: one line, and exit status 2 as for a usage error."""
+
+    exit_code = 2
+
+
+def _change_niggle(athlete: Any, niggle: str | None, clear: bool) -> None:
+    """Apply `--niggle AREA[:YYYY-MM-DD]` (the date is the runner's today if left out) or
+    `--clear-niggle`."""
+    from strava_massage import dashboard, runner
+
+    if niggle is not None and clear:
+        raise runner.InputError("give --niggle or --clear-niggle, not both")
+    if clear:
+        runner.clear_niggle(athlete)
+    elif niggle is not None:
+        area, _, on = niggle.partition(":")
+        today = dashboard.runner_today(athlete)
+        day = runner.parse_date(on, "the date of the sore area") if on else today
+        runner.set_niggle(athlete, area.strip().lower(), day, today)
+
+
 @runner_group.command("show")
 @click.argument("athlete_id", type=int)
 @with_appcontext
@@ -264,12 +286,24 @@ def runner_show(athlete_id: int) -> None:
         click.echo(f"  notes: {'on' if a.notes_enabled else 'paused'}, written to {a.note_target}")
         click.echo(f"  disclaimer: {a.disclaimer or 'none'}")
         click.echo(f"  next race: {race}")
+        click.echo(f"  sore area: {_niggle_text(a)}")
         click.echo(f"  advice overrides: {a.advice_overrides or 'none'}")
         click.echo(f"  history import: {a.backfill_status} ({a.backfill_runs} runs)")
         rows = runner.massages(session, athlete_id)
         click.echo(f"  massage sessions: {len(rows) or 'none'}")
         for m in rows:
             click.echo(f"    #{m.id} {m.on}" + (f" at {m.place}" if m.place else ""))
+
+
+def _niggle_text(athlete: Any) -> str:
+    """The runner's sore area as `runner show` prints it."""
+    from strava_massage import dashboard, runner
+
+    niggle = runner.active_niggle(athlete, dashboard.runner_today(athlete))
+    if niggle is None:
+        return "none"
+    until = runner.niggle_last_day(niggle)
+    return f"{niggle.area} since {niggle.since} (the tips favour it until {until})"
 
 
 @runner_group.command("set")
@@ -282,6 +316,12 @@ def runner_show(athlete_id: int) -> None:
 @click.option("--disclaimer", help="One line added to notes; '' removes it.")
 @click.option("--race", help="Next race as DATE or DATE:KM (e.g. 2026-04-26:42.2); '' clears.")
 @click.option("--advice", multiple=True, metavar="NAME=VALUE", help="Override a default.")
+@click.option(
+    "--niggle",
+    metavar="AREA[:DATE]",
+    help="A sore area since DATE [today], e.g. calves:2026-04-20; the tips favour it 3 weeks.",
+)
+@click.option("--clear-niggle", is_flag=True, help="Forget the sore area.")
 @with_appcontext
 def runner_set(
     athlete_id: int,
@@ -291,6 +331,8 @@ def runner_set(
     disclaimer: str | None,
     race: str | None,
     advice: tuple[str, ...],
+    niggle: str | None,
+    clear_niggle: bool,
 ) -> None:
     """Change a runner's settings; they apply from the next note on."""
     import datetime as dt
@@ -321,6 +363,10 @@ def runner_set(
                 runner.set_advice(a, pairs)
         except (runner.InputError, ValueError) as e:
             raise _fail(e) from None
+        try:
+            _change_niggle(a, niggle, clear_niggle)
+        except runner.InputError as e:
+            raise BadInput(str(e)) from None
         session.commit()
     click.echo(f"runner {athlete_id} updated")
 
@@ -407,26 +453,49 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
 @click.option("--units", type=click.Choice(["km", "mi"]), default="km", show_default=True)
 @click.option("--tz", default="UTC", show_default=True, help="Time zone the runs were in.")
 @click.option("--massage", "massages", multiple=True, help="A massage date (YYYY-MM-DD); repeat.")
-@click.option("--race", "races", multiple=True, help="A race date (YYYY-MM-DD); repeat.")
+@click.option(
+    "--race",
+    "races",
+    multiple=True,
+    metavar="DATE[:KM]",
+    help="A race day, with its distance if known (e.g. 2025-09-07:42.2); repeat.",
+)
 @click.option("--full", is_flag=True, help="Print each note's whole text.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per note (JSON Lines).")
 def preview_command(
-    file: Path, units: str, tz: str, massages: tuple[str, ...], races: tuple[str, ...], full: bool
+    file: Path,
+    units: str,
+    tz: str,
+    massages: tuple[str, ...],
+    races: tuple[str, ...],
+    full: bool,
+    as_json: bool,
 ) -> None:
     """Replay a Strava export (activities.csv or the zip) through the advice, week by week.
 
-    Nothing is sent to Strava or stored: this shows what the notes would have been.
+    Nothing is sent to Strava or stored: this shows what the notes would have been. With
+    --json, stdout holds only the notes, one JSON object a line; skipped rows go to stderr.
     """
     from strava_massage import preview, runner
 
     try:
-        export = preview.read_export(file, preview.zone(tz))
         massage_days = [runner.parse_date(d, "--massage") for d in massages]
-        race_days = [runner.parse_date(d, "--race") for d in races]
-    except (preview.ExportError, runner.InputError) as e:
+        race_list = [preview.parse_race(r) for r in races]
+    except runner.InputError as e:
+        raise BadInput(str(e)) from None
+    try:
+        export = preview.read_export(file, preview.zone(tz))
+    except preview.ExportError as e:
         raise _fail(e) from None
     if len(export.runs) > 500:
         click.echo(f"replaying {len(export.runs)} runs ...", err=True)
-    notes = preview.replay(export.runs, units=units, massages=massage_days, races=race_days)
+    notes = preview.replay(export.runs, units=units, massages=massage_days, races=race_list)
+    if as_json:
+        for line in preview.skipped_rows(export):
+            click.echo(line, err=True)
+        for note in notes:
+            click.echo(note.as_json())
+        return
     for line in preview.format_preview(export, notes, units, full):
         click.echo(line)
 
