@@ -315,8 +315,8 @@ def comeback(run: Run) -> Advice | None:
         return None
     s = run.state
     context = (
-        f"{_days(back.days_off)} off, now {_dist(s, s.rolling7_m)} a week "
-        f"against {_dist(s, back.weekly_before_m)} before"
+        f"{_days(back.days_off)} off, {_dist(s, s.rolling7_m)} in the last 7 days, "
+        f"{_dist(s, back.weekly_before_m)} a week before"
     )
     return recovery_tip(run, kind=COMEBACK, wording=run.wording("comeback"), context=context)
 
