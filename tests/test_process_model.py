@@ -59,7 +59,7 @@ def test_the_procfile_web_command_serves_and_stops_gracefully(make_stack, tmp_pa
         while health is None and time.monotonic() < deadline:
             try:
                 health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting, or busy
                 time.sleep(0.1)
         assert health is not None, log.read_text()[-2000:]
         assert health.status_code == 200
