@@ -9,9 +9,9 @@ def create_app() -> Flask:
     """A bare app with the webhook's path and answer."""
     app = Flask(__name__)
 
-    @app.post("/webhooks/strava")
-    def receive() -> tuple[Response, int]:
+    @app.post("/webhooks/strava/<secret>")
+    def receive(secret: str) -> tuple[Response, int]:
         request.get_json()
-        return jsonify(status="accepted"), 200
+        return jsonify(status="received"), 200
 
     return app

@@ -44,6 +44,9 @@ TARGET_CONCURRENCY = 8
 DESCRIBED = {"sqlite": "SQLite database and queue", "postgres": "PostgreSQL and a Redis queue"}
 
 
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789"  # noqa: S105 (a benchmark's own)
+
+
 def service_env(
     folder: Path, backend: str = "sqlite", name: str = "", database_url: str = ""
 ) -> dict[str, str]:
@@ -56,6 +59,7 @@ def service_env(
         "STRAVA_CLIENT_ID": "1",
         "STRAVA_CLIENT_SECRET": "x",
         "SECRET_KEY": "bench",
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "TOKEN_KEYS": Fernet.generate_key().decode(),
         "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
         "QUEUE_URL": f"sqlite:///{folder / 'queue.db'}",
@@ -128,11 +132,12 @@ def start_server(
         env={**os.environ, **env},
         cwd=ROOT,
     )
-    url = f"http://127.0.0.1:{port}/webhooks/strava"
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/webhooks/strava/{WEBHOOK_SECRET}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.get(url.replace("/webhooks/strava", "/healthz"), timeout=5)
+            requests.get(base + "/healthz", timeout=5)
             return proc, url
         except requests.RequestException:  # not listening yet, or still importing
             time.sleep(0.1)
@@ -176,7 +181,7 @@ def load(url: str, first_id: int, count: int, concurrency: int, out: Any) -> Non
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
-                if response.status != 200 or b'"accepted"' not in body:
+                if response.status != 200 or b'"received"' not in body:
                     failures.append(f"{response.status} {body[:80]!r}")
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings, database, queue, Strava adapter, blueprints."""
+    import webhooks
     from strava_massage import (
         clinic_pages,
         clinic_wording,
@@ -29,8 +30,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         services,
         web,
     )
-    from webhooks import Intake
-    from webhooks import bp as webhooks_bp
 
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES_DIR))
     settings = config.load_config(app.instance_path, test_config)
@@ -54,13 +53,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(runner_pages.bp)
     app.register_blueprint(clinic_pages.bp)
     app.register_blueprint(clinic_wording.bp)
-    app.register_blueprint(webhooks_bp)
+    webhooks.init_app(app)
+    app.register_blueprint(webhooks.bp)
     # The webhook edge is called by Strava, which has no CSRF token to send.
-    web.csrf.exempt(webhooks_bp)
-    # Strava's event POSTs are answered in front of Flask (see webhooks.Intake).
-    app.wsgi_app = Intake(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions["db"], app.extensions["tasks"]
-    )
+    web.csrf.exempt(webhooks.bp)
     from strava_massage import cli
 
     cli.register(app)

@@ -119,7 +119,9 @@ def subscription_group() -> None:
 
 
 @subscription_group.command("create")
-@click.option("--callback-url", default=None, help="Defaults to PUBLIC_URL/webhooks/strava.")
+@click.option(
+    "--callback-url", default=None, help="Defaults to PUBLIC_URL/webhooks/strava/<secret>."
+)
 @with_appcontext
 def subscription_create(callback_url: str | None) -> None:
     """Create the subscription; Strava checks the callback before answering."""
@@ -136,11 +138,14 @@ def subscription_create(callback_url: str | None) -> None:
 @subscription_group.command("show")
 @with_appcontext
 def subscription_show() -> None:
-    """Show the stored subscription and what Strava reports."""
+    """Show the callback URL (with its secret), the stored subscription and Strava's."""
     from strava_massage import services
     from strava_massage.models import Subscription
     from strava_massage.strava import StravaError
+    from webhooks import callback_url
 
+    expected = callback_url(_app())
+    click.echo(f"callback URL: {expected}")
     with current_app.extensions["db"].session() as session:
         stored = session.scalars(select(Subscription)).all()
     for sub in stored:
@@ -153,6 +158,11 @@ def subscription_show() -> None:
         raise click.ClickException(f"could not ask Strava: {e}") from None
     for item in remote:
         click.echo(f"at Strava: {item['id']} -> {item['callback_url']}")
+        if item["callback_url"] != expected:
+            # An old path (or another secret) gets 404s: Strava's events would be lost.
+            click.echo(
+                "  not this service's callback URL: run `subscription delete`, then `create`"
+            )
     if not remote:
         click.echo("at Strava: none")
 
@@ -562,7 +572,7 @@ def keys_rotate() -> None:
 
 @click.group("clinic")
 def clinic_group() -> None:
-    """Create clinics, add staff logins, and make password links."""
+    """Create clinics, add and remove staff logins, and make password links."""
 
 
 def _reset_link(staff: Any) -> str:
@@ -627,7 +637,8 @@ def clinic_add_staff(slug: str, email: str) -> None:
 @click.argument("email")
 @with_appcontext
 def clinic_reset_password(email: str) -> None:
-    """Print a password link for a staff login (the old password works until it is used)."""
+    """Print a password link for a staff login and end its sessions in every browser (the old
+    password still logs in until the link is used)."""
     from sqlalchemy import select
 
     from strava_massage.models import ClinicStaff
@@ -642,6 +653,24 @@ def clinic_reset_password(email: str) -> None:
         link = _reset_link(staff)
         session.commit()
         click.echo(f"{staff.email} sets a new password here (valid 2 hours, once): {link}")
+
+
+@clinic_group.command("remove-staff")
+@click.argument("email")
+@with_appcontext
+def clinic_remove_staff(email: str) -> None:
+    """Delete a staff login; every session of theirs ends at once."""
+    from strava_massage import clinics
+    from strava_massage.runner import InputError
+
+    db = current_app.extensions["db"]
+    with db.write_lock, db.session() as session:
+        try:
+            staff = clinics.remove_staff(session, email)
+        except InputError as e:
+            raise _fail(e) from None
+        session.commit()
+        click.echo(f"{staff.email} removed; their sessions have ended")
 
 
 @clinic_group.command("list")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -27,7 +29,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from strava_massage import clinic_notes, clinics
+from strava_massage import clinic_notes, clinics, web
 from strava_massage.advice.state import NIGGLE_AREAS
 from strava_massage.db import get_session
 from strava_massage.forms import (
@@ -69,25 +71,37 @@ def staff_required(view: F) -> F:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | BaseResponse | tuple[str, int]:
+def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Staff log in with email and password."""
     form = StaffLoginForm()
     if form.validate_on_submit():
         db = get_session()
-        staff = clinics.check_login(db, form.email.data or "", form.password.data or "", utcnow())
-        db.commit()  # the count of wrong passwords
+        email, password = form.email.data or "", form.password.data or ""
+        try:
+            # The address as the configured proxies report it (TRUSTED_PROXIES).
+            source = request.remote_addr or "unknown"
+            staff = clinics.check_login(db, email, password, utcnow(), source)
+        except clinics.LoginPaused as e:
+            minutes = max(1, math.ceil(e.wait / 60))
+            form.password.errors = [
+                _(
+                    "Too many wrong passwords from here: try again in %(minutes)s minute(s).",
+                    minutes=minutes,
+                )
+            ]
+            page = render_template("clinic/login.html", form=form)
+            return page, 429, {"Retry-After": str(math.ceil(e.wait))}
         if staff is not None:
             next_path = safe_next(request.args.get("next"))
             # A fresh session: nothing from before the login carries over (no fixation).
             session.clear()
-            session["staff_id"] = staff.id
-            session.permanent = True
+            web.log_in_staff(staff)
             log.info("clinic staff logged in staff=%s clinic=%s", staff.id, staff.clinic_id)
             return redirect(next_path or url_for("clinic.dashboard"))
         form.password.errors = [
             _(
-                "That email and password do not match a login. After five wrong passwords in a"
-                " row a login pauses for 15 minutes."
+                "That email and password do not match a login. After five wrong passwords a"
+                " login from here waits a minute, then twice as long after each wrong one."
             )
         ]
         return render_template("clinic/login.html", form=form), 401
@@ -96,8 +110,15 @@ def login() -> str | BaseResponse | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    """Forget the staff login in this browser."""
-    session.pop("staff_id", None)
+    """Log the staff member out everywhere: every session of theirs ends, copied ones too."""
+    staff_id = session.get("staff_id")
+    db = get_session()
+    staff = db.get(ClinicStaff, staff_id) if staff_id is not None else None
+    if staff is not None:
+        clinics.end_sessions(staff)
+        db.commit()
+    for key in web.STAFF_KEYS:
+        session.pop(key, None)
     return redirect(url_for("clinic.login"))
 
 
@@ -115,9 +136,9 @@ def set_password(token: str) -> str | BaseResponse | tuple[str, int]:
         except InputError as e:
             form.password.errors = [str(e)]
         else:
-            db.commit()
+            db.commit()  # every other session of theirs ends (clinics.set_password)
             session.clear()
-            session["staff_id"] = staff.id
+            web.log_in_staff(staff)
             flash(_("Password saved: you are logged in."), "info")
             return redirect(url_for("clinic.dashboard"))
     status = 400 if form.errors else 200
@@ -128,7 +149,8 @@ def set_password(token: str) -> str | BaseResponse | tuple[str, int]:
 @staff_required
 def dashboard(clinic: Clinic) -> str:
     """The clinic's runners: counts for all, figures for those who share them."""
-    roster = clinics.roster(get_session(), clinic)
+    figures = current_app.config["CLINIC_SHARED_FIGURES"]  # the operator's decision
+    roster = clinics.roster(get_session(), clinic, figures=figures)
     return render_template(
         "clinic/dashboard.html",
         clinic=clinic,
@@ -163,8 +185,9 @@ def log_session(clinic: Clinic, athlete_id: int) -> BaseResponse | tuple[str, in
 @staff_required
 def export(clinic: Clinic) -> Response:
     """The sharing runners' figures as a CSV file."""
-    roster = clinics.roster(get_session(), clinic)
-    body = clinics.roster_csv(roster.sharing)
+    figures = current_app.config["CLINIC_SHARED_FIGURES"]  # the operator's decision
+    roster = clinics.roster(get_session(), clinic, figures=figures)
+    body = clinics.roster_csv(roster)
     day = dt.date.today().isoformat()
     return Response(
         body,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ PRODUCT_NAME = "Legwork"
 DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 STRAVA_SCOPES = ("read", "activity:read_all", "activity:write")
+DEAUTHORIZE_RETIRES = dt.date(2027, 6, 1)
 
 
 class ConfigError(RuntimeError):
@@ -42,7 +44,14 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "STRAVA_CLIENT_ID": get("STRAVA_CLIENT_ID"),
         "STRAVA_CLIENT_SECRET": get("STRAVA_CLIENT_SECRET"),
         "STRAVA_VERIFY_TOKEN": get("STRAVA_VERIFY_TOKEN"),
+        # The callback URL's secret path segment; unset, it is derived from SECRET_KEY.
+        "WEBHOOK_SECRET": get("WEBHOOK_SECRET"),
         "STRAVA_BASE_URL": str(get("STRAVA_BASE_URL", DEFAULT_STRAVA_BASE_URL)).rstrip("/"),
+        # The API's base, when it is not {STRAVA_BASE_URL}/api/v3 (Strava moves it to
+        # https://api-v3.strava.com, no /api/v3 prefix, from 4 January 2027; OAuth stays).
+        "STRAVA_API_URL": str(get("STRAVA_API_URL", "")).rstrip("/") or None,
+        # How "disconnect" revokes the app at Strava: deauthorize (retired 1 June 2027) or revoke.
+        "STRAVA_DISCONNECT": str(get("STRAVA_DISCONNECT", _default_disconnect())),
         "PUBLIC_URL": str(get("PUBLIC_URL", DEFAULT_PUBLIC_URL)).rstrip("/"),
         "DATABASE_URL": _normalize_database_url(
             str(get("DATABASE_URL", f"sqlite:///{instance / 'strava-massage.db'}"))
@@ -60,8 +69,11 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # Older session keys, still accepted for reading, so rotating SECRET_KEY logs nobody out.
         "SECRET_KEY_FALLBACKS": _split(get("SECRET_KEY_FALLBACKS", "")),
         "TOKEN_KEYS": get("TOKEN_KEYS"),
-        # How long an event may sit pending or claimed before the sweep hands it out again.
-        "SWEEP_AFTER_SECONDS": int(get("SWEEP_AFTER_SECONDS", 120)),
+        # A claim's lease: renewed every quarter of it while its job runs, so it runs out only
+        # when the holder died; the sweep then hands the event out again.
+        "SWEEP_AFTER_SECONDS": float(get("SWEEP_AFTER_SECONDS", 20)),
+        # How often one worker (of all of them) sweeps the events table for lost work.
+        "SWEEP_INTERVAL_SECONDS": float(get("SWEEP_INTERVAL_SECONDS", 15)),
         "WORKER_THREADS": int(get("WORKER_THREADS", 2)),
         "STRAVA_TIMEOUT_SECONDS": float(get("STRAVA_TIMEOUT_SECONDS", 10)),
         # Refresh a token this long before Strava says it expires, so a call never races it.
@@ -74,10 +86,38 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "STRAVA_RATE_LIMITS": _limits(get("STRAVA_RATE_LIMITS", "100,1000")),
         # When set, /metrics wants "Authorization: Bearer <token>" (it shows the app's load).
         "METRICS_TOKEN": get("METRICS_TOKEN"),
+        # Whether clinic staff see the figures (distances, weekly totals, "due") a runner shares:
+        # Strava's API agreement lets a user's Strava data be shown only to that user, so this
+        # is the operator's decision, off by default (docs/clinics.md).
+        "CLINIC_SHARED_FIGURES": _switch(
+            get("CLINIC_SHARED_FIGURES", "off"), "CLINIC_SHARED_FIGURES"
+        ),
+        # The largest request body any page takes (the clinic logo form allows 256 KB at least).
+        "MAX_REQUEST_BYTES": int(get("MAX_REQUEST_BYTES", 1024 * 1024)),
+        # Proxies in front that set X-Forwarded-For/-Proto (1 on most platforms): whose address
+        # the staff login throttle counts. 0 trusts no such header.
+        "TRUSTED_PROXIES": int(get("TRUSTED_PROXIES", 0)),
     }
     cfg.update({k: v for k, v in overrides.items() if k not in cfg or k in ("TESTING", "DEMO")})
     _check_required(cfg)
     return cfg
+
+
+def _default_disconnect() -> str:
+    """Strava's deauthorize endpoint until it retires on 1 June 2027, its revoke endpoint after."""
+    return "revoke" if dt.datetime.now(dt.UTC).date() >= DEAUTHORIZE_RETIRES else "deauthorize"
+
+
+def _switch(value: Any, name: str) -> bool:
+    """An on/off setting (a bool passes through)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return True
+    if word in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name} must be on or off")
 
 
 def _split(value: Any) -> list[str]:
@@ -111,6 +151,8 @@ def _check_required(cfg: dict[str, Any]) -> None:
             + ", ".join(missing)
             + ". Set them in the environment or in a .env file (see README, Configuration)."
         )
+    if cfg.get("STRAVA_DISCONNECT") not in ("deauthorize", "revoke"):
+        raise ConfigError("STRAVA_DISCONNECT must be deauthorize or revoke")
     client_id = cfg.get("STRAVA_CLIENT_ID")
     if client_id is not None and not str(client_id).isdigit():
         raise ConfigError("STRAVA_CLIENT_ID must be the numeric id of your Strava API application")

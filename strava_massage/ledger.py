@@ -86,12 +86,17 @@ def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
     return run
 
 
-_REMOVE = delete(table_of(Activity)).where(Activity.id == bindparam("activity_id"))
+_REMOVE = delete(table_of(Activity)).where(
+    Activity.id == bindparam("activity_id"), Activity.athlete_id == bindparam("athlete_id")
+)
 
 
-def remove_activity(session: Executor, activity_id: int) -> bool:
-    """Take an activity out of the ledger (deleted, or no longer a run)."""
-    result = session.execute(_REMOVE, {"activity_id": activity_id})
+def remove_activity(session: Executor, activity_id: int, athlete_id: int) -> bool:
+    """Take a runner's activity out of the ledger (deleted, or no longer a run).
+
+    Only that runner's row: an event naming another runner's activity removes nothing.
+    """
+    result = session.execute(_REMOVE, {"activity_id": activity_id, "athlete_id": athlete_id})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -50,6 +50,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.athlete_limit_refusals = Counter(
+            "legwork_strava_athlete_limit_refusals",
+            "New runners Strava refused because the app is at its athlete limit (this process)",
+            registry=self.registry,
+        )
+
     def count_call(self, method: str, path: str, status: str) -> None:
         """Record one request to Strava."""
         self.strava_calls.labels(method, endpoint_label(path), status).inc()

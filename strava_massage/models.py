@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -29,6 +30,12 @@ from strava_massage.advice.state import Units
 def utcnow() -> dt.datetime:
     """Timezone-aware now, called per row (never evaluated once at import)."""
     return dt.datetime.now(dt.UTC)
+
+
+def first_session_version() -> int:
+    """A new person's session generation: random, so a cookie for a removed person whose id is
+    used again (SQLite reuses the highest) does not match the newcomer's."""
+    return 1 + secrets.randbelow(2**30)
 
 
 class Base(DeclarativeBase):
@@ -86,6 +93,11 @@ class Athlete(Base):
     # the one the runner typed for the clinic to know them by; nothing comes from Strava's profile.
     clinic_consent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     clinic_display_name: Mapped[str | None] = mapped_column(String(80))
+    # The generation of the runner's login sessions, kept in the signed cookie and checked on
+    # every request: logging out bumps it, so every copy of an older cookie stops working.
+    session_version: Mapped[int] = mapped_column(
+        Integer, default=first_session_version, server_default="0"
+    )
 
     @property
     def effective_units(self) -> Units:
@@ -273,6 +285,28 @@ class ClinicStaff(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # As Athlete.session_version: bumped by logging out and by a password change or reset.
+    session_version: Mapped[int] = mapped_column(
+        Integer, default=first_session_version, server_default="0"
+    )
+
+
+class LoginThrottle(Base):
+    """Staff login tries per source (and per source and account), against online guessing.
+
+    A try is reserved by one UPDATE before the password is checked, so parallel guesses can
+    never get more tries than allowed; a success deletes the row. The account itself is never
+    locked: a guesser elsewhere cannot keep its owner out.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0)  # reserved since the last success
+    # Epoch seconds before which no try is allowed (None while tries are left).
+    free_at: Mapped[float | None] = mapped_column(Float)
+    # Epoch seconds of the last try: rows idle for a day are deleted.
+    last_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class ConsentChange(Base):

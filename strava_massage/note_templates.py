@@ -3,7 +3,8 @@
 A clinic template is the note's main lines; the service adds the footer (booking link and
 disclaimer) itself, so a clinic cannot drop the link or push the note past the feed's limits.
 Templates are Jinja2 in the sandboxed environment, and checked before they are stored:
-only the documented variables, a short list of text filters and plain `if` blocks are allowed.
+only the documented variables, a short list of text filters (without arguments) and plain `if`
+blocks are allowed.
 No loops, macros, includes, attribute or item access and no arithmetic: nothing that could
 walk to Python internals or spin, so rendering one costs about what the default note does.
 """
@@ -78,6 +79,11 @@ def _check_tree(tree: nodes.Node) -> None:
         if isinstance(node, nodes.Filter) and node.name not in FILTERS:
             allowed = ", ".join(sorted(FILTERS))
             raise TemplateRefused(f"unknown filter {node.name!r}; the filters are {allowed}")
+        if isinstance(node, nodes.Filter) and (
+            node.args or node.kwargs or node.dyn_args or node.dyn_kwargs
+        ):
+            # `trim(*headline)` or `title(x=1)`: arguments reach the filter's Python code.
+            raise TemplateRefused(f"the filter {node.name!r} takes no arguments here")
         if isinstance(node, nodes.Const) and not isinstance(node.value, str | bool | None):
             raise TemplateRefused("only text constants are allowed")
 
@@ -142,6 +148,9 @@ def render_main(source: str, values: Mapping[str, str]) -> str:
         text = template.render({name: values.get(name) or "" for name in VARIABLES})
     except jinja2.TemplateError as e:
         raise TemplateRefused(f"it does not render: {e}") from None
+    except (TypeError, ValueError, LookupError, ArithmeticError, RecursionError) as e:
+        # Whatever got past the check fails at render as a plain Python error.
+        raise TemplateRefused(f"it does not render ({type(e).__name__})") from e
     # A line can't be blank padding, and can't forge the markers the service finds its note by.
     lines = [" ".join(line.split()) for line in text.splitlines()]
     lines = [line for line in lines if line]

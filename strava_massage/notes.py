@@ -77,11 +77,19 @@ def _render(
     if own:
         try:
             main = render_main(own, {k: v or "" for k, v in values.items()})
-        except TemplateRefused as e:
+        except Exception as e:
             if strict:
-                raise
-            # Checked when saved, so this is a surprise; the runner still gets the usual note.
-            log.warning("clinic template for %s not used: %s", advice.kind, e)
+                if isinstance(e, TemplateRefused):
+                    raise
+                raise TemplateRefused(f"it does not render ({type(e).__name__})") from None
+            # Checked when saved, so this is a surprise (a template stored before a check was
+            # added); the runner still gets the usual note, and the run still counts. The log
+            # names the error's kind only: a message may quote the clinic's template.
+            log.warning(
+                "clinic template for %s not used (%s); the default wording went out",
+                advice.kind,
+                type(e.__cause__ or e).__name__,
+            )
         else:
             footer = environment().get_template("notes/_footer.txt").render(values)
             return f"{main}\n{footer}".rstrip()

@@ -23,17 +23,17 @@ from flask_babel import gettext as _
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from strava_massage import clinics, services
+from strava_massage import capacity, clinics, runner, services, web
 from strava_massage.advice import HIGH_VOLUME, Units
 from strava_massage.clinic_notes import sample_advice
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
 from strava_massage.merge import make_block
-from strava_massage.models import Athlete, Clinic, Event, OAuthState, utcnow
+from strava_massage.models import Athlete, Clinic, ClinicStaff, Event, OAuthState, utcnow
 from strava_massage.notes import render_note
 from strava_massage.processing import backfill_event, disconnect_athlete
 from strava_massage.runner_pages import login_required
-from strava_massage.strava import StravaError, TemporaryFailure
+from strava_massage.strava import AthleteInfo, AthleteLimitReached, StravaError, TemporaryFailure
 from strava_massage.tokens import store_grant
 
 bp = Blueprint("pages", __name__)
@@ -99,6 +99,10 @@ def connect() -> Response:
     # The clinic of an invite link rides through Strava's approval in the signed session.
     slug = request.args.get("clinic")
     clinic = clinics.find_clinic(db, slug) if slug else None
+    athlete = _current_athlete()
+    if clinic is not None and athlete is not None and _moving(athlete, clinic):
+        # Never moved from one clinic to another by following a link: the invite page asks.
+        return redirect(url_for("pages.invite", slug=clinic.slug))
     if clinic is not None:
         session["clinic"] = clinic.slug
     else:
@@ -146,8 +150,13 @@ def connect_callback() -> Response | tuple[str, int]:
 
     svc = services.get()
     try:
+        # At once and outside the rate budget: the code expires. The profile read is only for
+        # an exchange that did not name the athlete (the one read a connect cannot skip).
         grant = svc.strava.exchange_code(code)
-        athlete_info = svc.strava.get_athlete(grant.access_token)
+        athlete_info = grant.athlete or svc.strava.get_athlete(grant.access_token, budgeted=False)
+    except AthleteLimitReached:
+        capacity.refused(current_app.extensions["tasks"], current_app.extensions.get("metrics"))
+        return _problem("full", 503)
     except TemporaryFailure:
         return _problem("outage", 503)
     except StravaError as e:
@@ -169,20 +178,54 @@ def connect_callback() -> Response | tuple[str, int]:
         backfill = Event(**backfill_event(athlete_info.id, utcnow()))
         db.add(backfill)
     # Joined in the same commit as the connect: an invite never leaves a runner half-linked.
+    # A runner with another clinic is asked first (the invite page), never moved by a link.
     slug = session.get("clinic")
     clinic = clinics.find_clinic(db, slug) if slug else None
-    joined = _join(athlete, clinic) if clinic is not None else None
+    ask_move = clinic is not None and _moving(athlete, clinic)
+    joined = _join(athlete, clinic) if clinic is not None and not ask_move else None
     db.commit()
     if backfill is not None:
         services.get().enqueue(backfill.id, 0)
     next_path = safe_next(session.get("next"))
     session.clear()
-    session["athlete_id"] = athlete_info.id
-    session.permanent = True
+    web.log_in_runner(athlete)
     if joined is not None:
         flash(*joined)  # after clear(): the flash lives in the new session
+    if athlete.units_override is None:  # never a silent guess: shown, with a one-click switch
+        flash(_units_choice(athlete_info), "units")
+    capacity.connected(current_app.extensions["tasks"])
     log.info("athlete connected athlete=%s", athlete_info.id)
+    if ask_move and clinic is not None:
+        return redirect(url_for("pages.invite", slug=clinic.slug))
     return redirect(next_path or url_for("runner.show_dashboard"))
+
+
+def _units_choice(info: AthleteInfo) -> str:
+    """The "units" flash: units|source|country, shown with a switch (runner/_units_choice.html)."""
+    return "|".join((info.units, info.units_source, (info.country or "").replace("|", " ")))
+
+
+@bp.post("/connect/units")
+@login_required
+def switch_units(athlete: Athlete) -> Response:
+    """The first page's one-click switch of units (CSRFProtect has checked the token)."""
+    units = request.form.get("units", "")
+    if units not in ("mi", "km"):
+        abort(400)
+    runner.set_units(athlete, units)
+    get_session().commit()
+    flash(
+        _("Distances are now in miles. You can change this in Settings.")
+        if units == "mi"
+        else _("Distances are now in kilometres. You can change this in Settings."),
+        "success",
+    )
+    return redirect(safe_next(request.form.get("next")) or url_for("runner.show_dashboard"))
+
+
+def _moving(athlete: Athlete, clinic: Clinic) -> bool:
+    """Whether joining `clinic` would take the runner away from another clinic."""
+    return athlete.clinic_id is not None and athlete.clinic_id != clinic.id
 
 
 def _join(athlete: Athlete, clinic: Clinic) -> tuple[str, str]:
@@ -251,7 +294,17 @@ def welcome() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Forget the browser session (the connection to Strava stays)."""
+    """Log out everywhere: every session of this person ends, copies of the cookie too (the
+    connection to Strava stays)."""
+    db = get_session()
+    athlete = _current_athlete()
+    if athlete is not None:
+        web.end_runner_sessions(athlete)
+    staff_id = session.get("staff_id")
+    staff = db.get(ClinicStaff, staff_id) if staff_id is not None else None
+    if staff is not None:
+        clinics.end_sessions(staff)
+    db.commit()
     session.clear()
     return redirect(url_for("pages.landing"))
 

@@ -32,6 +32,7 @@ from strava_massage.advice import (
     advise,
 )
 from strava_massage.advice.settings import with_overrides
+from strava_massage.budget import FairShare, charged_to
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database, Driver
 from strava_massage.ledger import Executor
@@ -80,7 +81,7 @@ class Services:
     enqueue: Callable[[int, float], None]  # (event id, delay in seconds)
     advice: AdviceSettings = DEFAULTS
     token_margin: int = 300
-    lease_seconds: int = 60
+    lease_seconds: float = 20.0
     max_attempts: int = 6
     retry_base_seconds: float = 5.0  # first retry's wait; doubled for each further attempt
     on_outcome: Callable[[str], None] = field(default=lambda outcome: None)  # for /metrics
@@ -88,6 +89,13 @@ class Services:
     # Events this process handled in a runner's drain, whose own tasks are still queued: a
     # hint that such a task can stop at one read. The events table stays the truth.
     drained: set[int] = field(default_factory=set)
+    # The claims this process is working on, {event id: (claim, since)}: the lease keeper
+    # renews their leases every few seconds (renew_leases), so a short lease only ends when its
+    # holder dies, or after HOLD_MAX seconds for a job that hangs.
+    held: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # A pending event sits this many leases past its due time before the sweep re-enqueues it
+    # (its task is normally still queued: a longer grace avoids queueing a backlog twice).
+    pending_grace_leases: int = 2
 
     def now(self) -> dt.datetime:
         """The clock as an aware UTC datetime."""
@@ -441,8 +449,17 @@ def _ended(svc: Services, event_id: int) -> bool:
 
 
 def _process_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
-    """Handle a claimed event and record how it ended; (outcome, the runner's next due event)."""
-    outcome, following = _run_claimed(svc, event)
+    """Handle a claimed event and record how it ended; (outcome, the runner's next due event).
+
+    Its lease is renewed by the lease keeper while it runs, and its Strava calls are charged
+    to its runner's fair share of the rate budget.
+    """
+    svc.held[event.id] = (event.attempts, svc.clock())
+    try:
+        with charged_to(event.owner_id):
+            outcome, following = _run_claimed(svc, event)
+    finally:
+        svc.held.pop(event.id, None)
     svc.on_outcome(outcome)
     return outcome, following
 
@@ -473,10 +490,13 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
         log.warning(line("abandoned", reason="lease ran out; another worker has it"))
         return "claim lost", None
     except RateLimited as e:
-        # Not a failure: the budget is spent. Come back when the window resets.
-        following = _finish(svc, event, "pending", "deferred: rate limit", e.retry_after)
+        # Not a failure: the budget is spent, or this runner had their fair share of a short
+        # window while others wait. Come back at the window's reset (or, for a fair share,
+        # a minute later).
+        reason = "fair share" if isinstance(e, FairShare) else "rate limit"
+        following = _finish(svc, event, "pending", f"deferred: {reason}", e.retry_after)
         svc.enqueue(event.id, e.retry_after)
-        log.info(line("deferred", wait=f"{e.retry_after:.0f}s", reason="rate limit"))
+        log.info(line("deferred", wait=f"{e.retry_after:.0f}s", reason=reason))
         return "deferred", following
     except (Unauthorized, NotFound) as e:
         # Between our GET and PUT the runner revoked access or deleted the run: nothing to do.
@@ -518,16 +538,53 @@ def _handle(svc: Services, event: Claimed) -> Handled:
         return Handled(_backfill(svc, event))
     if event.object_type == "athlete":
         if str(event.updates.get("authorized", "")).lower() == "false":
+            # Events are unsigned: only Strava refusing the runner's token proves it.
+            if not _revoked_at_strava(svc, event.owner_id):
+                raise Done(DEAUTH_NOT_CONFIRMED, "skipped")
             delete_athlete(svc.db, event.owner_id)  # this event included
             raise Done("athlete deauthorized: all their data deleted")
         raise Done("athlete update ignored", "skipped")
     if event.aspect_type == "delete":
+        # Only the owner's rows: an event naming someone else's activity changes nothing.
         with svc.db.write_lock, svc.db.session() as session:
-            removed = ledger.remove_activity(session, event.object_id)
-            session.execute(delete(Note).where(Note.activity_id == event.object_id))
+            removed = ledger.remove_activity(session, event.object_id, event.owner_id)
+            session.execute(
+                delete(Note).where(
+                    Note.activity_id == event.object_id, Note.athlete_id == event.owner_id
+                )
+            )
             session.commit()
         return Handled("activity deleted: removed from ledger" if removed else "activity deleted")
     return _handle_activity(svc, event)
+
+
+DEAUTH_NOT_CONFIRMED = "deauthorization not confirmed by Strava; ignored"
+
+
+def _revoked_at_strava(svc: Services, athlete_id: int) -> bool:
+    """Whether Strava refuses the runner's token now: one call (a refresh when it is due).
+
+    Only Strava's Unauthorized counts. A runner with no token here cannot be checked, and
+    any other refusal is no proof; a rate limit or a temporary failure defers or retries.
+    """
+    with svc.db.session() as session:
+        row = session.get(Token, athlete_id)
+        if row is None:
+            return False
+        stored = Stored(row.access_token, row.expires_at)
+    due = stored.expires_at - svc.token_margin <= svc.clock()
+    try:
+        token = access_token(
+            svc.db, svc.strava, svc.box, athlete_id, margin=svc.token_margin, clock=svc.clock,
+            stored=stored,
+        )  # fmt: skip
+        if not due:  # a granted refresh was the call, and proof enough
+            svc.strava.get_athlete(token)
+    except Unauthorized:  # first: tokens.TokenRevoked is both an Unauthorized and a NoToken
+        return True
+    except (NoToken, Rejected, NotFound):
+        return False
+    return False
 
 
 def _handle_activity(svc: Services, event: Claimed) -> Handled:
@@ -553,15 +610,17 @@ def _handle_activity(svc: Services, event: Claimed) -> Handled:
     except Unauthorized:
         raise Done("Strava refused the athlete's token (access revoked?)", "skipped") from None
     except NotFound:
+        # The owner cannot read it: gone, or never theirs. Only the owner's row of it goes.
         with svc.db.write_lock, svc.db.session() as session:
-            ledger.remove_activity(session, event.object_id)
+            ledger.remove_activity(session, event.object_id, athlete.id)
             session.commit()
         raise Done("activity not found on Strava", "skipped") from None
     if info.athlete_id != athlete.id:
+        svc.strava.refund()  # the PUT reserved with the GET: nothing is written
         raise Done("activity belongs to another athlete", "skipped")
     if not info.is_run:
         with svc.db.write_lock, svc.db.session() as session:
-            removed = ledger.remove_activity(session, info.id)
+            removed = ledger.remove_activity(session, info.id, athlete.id)
             session.commit()
         svc.strava.refund()
         raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
@@ -846,18 +905,22 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> Ha
     if note.target == "private_note":
         current = info.private_note or ""
         text = merge_note(current, note.text, make_block(note.text))
+        # The private note is undocumented; when Strava refuses it, or takes the PUT but keeps
+        # nothing (checked once per runner, by reading it back), the description is the clean
+        # fallback, for this note and the runner's next ones.
         try:
             if text == current:
                 svc.strava.refund()
-            else:
-                svc.strava.update_private_note(token, info.id, text, prepaid=True)
-            return Handled(f"note in private note ({note.kind})", note.id)
+                return Handled(f"note in private note ({note.kind})", note.id)
+            proven = _private_note_proven(svc, note)
+            svc.strava.update_private_note(token, info.id, text, prepaid=True)
+            if proven or _private_note_kept(svc, token, info.id, note):
+                return Handled(f"note in private note ({note.kind})", note.id)
+            log.warning("private note ignored athlete=%s; using the description", note.athlete_id)
         except Rejected:
-            # The private note is undocumented; when Strava refuses it, the description is
-            # the clean fallback, for this note and the runner's next ones.
             log.warning("private note refused athlete=%s; using the description", note.athlete_id)
-            _use_description(svc, note)
-            prepaid = False  # the reserved PUT went on the refusal
+        _use_description(svc, note)
+        prepaid = False  # the reserved PUT went on the private note
     description = merge_note(info.description, note.text, make_block(note.text))
     if description != info.description:
         svc.strava.update_description(token, info.id, description, prepaid=prepaid)
@@ -865,6 +928,24 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> Ha
     if prepaid:
         svc.strava.refund()
     return Handled(f"note already present ({note.kind})", note.id)
+
+
+def _private_note_proven(svc: Services, note: Note) -> bool:
+    """Whether a private note of this runner was written before (then it is trusted)."""
+    earlier = select(Note.id).where(
+        Note.athlete_id == note.athlete_id,
+        Note.target == "private_note",
+        Note.status == "written",
+        Note.id != note.id,
+    )
+    with svc.db.session() as session:
+        return session.execute(earlier.limit(1)).first() is not None
+
+
+def _private_note_kept(svc: Services, token: str, activity_id: int, note: Note) -> bool:
+    """Read the private note back once: whether Strava kept the note that was just PUT."""
+    kept = svc.strava.get_private_note(token, activity_id).replace("\r\n", "\n")
+    return make_block(note.text).strip() in kept
 
 
 def _use_description(svc: Services, note: Note) -> None:
@@ -1052,7 +1133,7 @@ def disconnect_athlete(svc: Services, athlete_id: int) -> bool:
         token = access_token(
             svc.db, svc.strava, svc.box, athlete_id, margin=svc.token_margin, clock=svc.clock
         )
-        svc.strava.deauthorize(token)
+        svc.strava.disconnect(token)  # deauthorize or revoke, as STRAVA_DISCONNECT says
         revoked = True
     except (NoToken, Unauthorized):
         revoked = True
@@ -1075,11 +1156,13 @@ def delete_athlete(db: Database, athlete_id: int) -> None:
 def sweep(svc: Services) -> list[int]:
     """Hand out again events a dead worker held past their lease, or that sat pending too long.
 
-    A pending event's task is normally still in the queue, so it gets a lease's grace before
-    it counts as lost; enqueueing one twice is harmless, since only one claim succeeds.
+    A live worker's lease keeper renews its leases every few seconds, so a lease that ran out
+    is a dead (or stalled) holder's. A pending event's task is normally still in the queue, so
+    it gets a grace of a few leases before it counts as lost; enqueueing one twice is harmless,
+    since only one claim succeeds.
     """
     now = svc.now()
-    grace = now - dt.timedelta(seconds=svc.lease_seconds)
+    grace = now - dt.timedelta(seconds=svc.lease_seconds * svc.pending_grace_leases)
     with svc.db.session() as session:
         ids = list(
             session.scalars(
@@ -1096,6 +1179,9 @@ def sweep(svc: Services) -> list[int]:
             delete(OAuthState).where(OAuthState.created_at < now - dt.timedelta(minutes=10))
         )
         session.commit()
+    budget = getattr(svc.strava, "budget", None)
+    if budget is not None:
+        budget.forget_old_windows()  # runners' fair-share counts of past windows
     for event_id in ids:
         svc.enqueue(event_id, 0)
     if ids:
@@ -1103,4 +1189,36 @@ def sweep(svc: Services) -> list[int]:
     return ids
 
 
-__all__ = ["Done", "Services", "delete_athlete", "process_event", "sweep", "training_state"]
+# A job still running after this long is presumed hung: its lease is left to run out, and the
+# fence before its PUT (the claim's `attempts`) keeps it from writing once another took over.
+HOLD_MAX = 900.0
+
+
+def renew_leases(svc: Services) -> int:
+    """Extend the lease of every claim this process is working on; how many were renewed.
+
+    The lease keeper calls this every quarter lease: a claim's lease then ends only when its
+    holder has died (or stalled that long), and the sweep hands the event out again soon after.
+    A claim taken over meanwhile no longer matches (`attempts`) and is left alone.
+    """
+    now = svc.clock()
+    held = [(i, claim) for i, (claim, since) in list(svc.held.items()) if now - since < HOLD_MAX]
+    if not held:
+        return 0
+    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+    params = [{"event_id": i, "claim": claim, "lease_end": lease_end} for i, claim in held]
+    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+        conn.execute(_KEEP, params)
+        conn.commit()
+    return len(held)
+
+
+__all__ = [
+    "Done",
+    "Services",
+    "delete_athlete",
+    "process_event",
+    "renew_leases",
+    "sweep",
+    "training_state",
+]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from huey import RedisHuey, SqliteHuey, crontab
+from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 from huey.storage import RedisStorage, SqliteStorage
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from flask import Flask
 
 log = logging.getLogger(__name__)
-# The sweep's crontab fires every minute in every worker; one of them runs it.
-SWEEP_PERIOD = 60.0
 
 
 class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
@@ -194,7 +193,7 @@ class Tasks:
 
 def init_app(app: Flask) -> Tasks:
     """Create the queue and register the tasks, each run inside this app's context."""
-    from strava_massage import periodic, processing, services
+    from strava_massage import processing, services
 
     cfg = app.config
     huey = make_huey(cfg["QUEUE_URL"], cfg["QUEUE_NAME"], cfg["QUEUE_MAX_CONNECTIONS"])
@@ -205,13 +204,15 @@ def init_app(app: Flask) -> Tasks:
         with app.app_context():
             processing.process_event(services.get(), event_id)
 
-    @huey.periodic_task(crontab(minute="*"), name="sweep")  # type: ignore[untyped-decorator]
+    @huey.task(name="sweep")  # type: ignore[untyped-decorator]
     def sweep_task() -> None:
-        """Re-enqueue events a dead worker left behind (every minute, by one worker of many)."""
+        """Re-enqueue events a dead worker left behind, unless this interval's sweep ran.
+
+        Every worker's lease keeper sweeps every SWEEP_INTERVAL_SECONDS; this task is for an
+        operator who wants one now.
+        """
         with app.app_context():
-            svc = services.get()
-            if periodic.take_turn(svc.db, "sweep", svc.now().timestamp(), SWEEP_PERIOD):
-                processing.sweep(svc)
+            _sweep_turn(app)
 
     url = app.config["QUEUE_URL"]
     lock = SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
@@ -222,7 +223,79 @@ def init_app(app: Flask) -> Tasks:
     return tasks
 
 
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+def _sweep_turn(app: Flask) -> bool:
+    """Sweep if no worker has swept in this interval yet (inside an app context)."""
+    from strava_massage import periodic, processing, services
+
+    svc = services.get()
+    interval = float(app.config["SWEEP_INTERVAL_SECONDS"])
+    if not periodic.take_turn(svc.db, "sweep", svc.now().timestamp(), interval):
+        return False
+    processing.sweep(svc)
+    return True
+
+
+class LeaseKeeper:
+    """A worker process's thread that keeps its claims' leases running, and sweeps.
+
+    Every quarter lease it renews the lease of every job this process is running (a lease then
+    runs out only when its holder died), and every SWEEP_INTERVAL_SECONDS one worker of all of
+    them sweeps the events table: a job lost by a killed worker is handed out again within
+    a lease and a sweep interval (about 35 s with the defaults).
+    """
+
+    def __init__(self, app: Flask, *, sweep: bool = True) -> None:
+        self.app = app
+        self.sweep = sweep
+        lease = float(app.config["SWEEP_AFTER_SECONDS"])
+        self.interval = float(app.config["SWEEP_INTERVAL_SECONDS"])
+        self.tick = max(min(lease / 4, self.interval), 0.1)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (after the consumer's jobs have finished)."""
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        """Renew, and sweep when a new interval began; a failure waits for the next tick."""
+        from strava_massage import processing, services
+
+        swept = -1
+        while not self._stopped.wait(self.tick):
+            try:
+                with self.app.app_context():
+                    svc = services.get()
+                    processing.renew_leases(svc)
+                    slot = int(svc.clock() // self.interval)
+                    if self.sweep and slot != swept:
+                        swept = slot
+                        _sweep_turn(self.app)
+            except Exception:
+                log.exception("lease keeper: renewal or sweep failed; trying again")
+
+
+class _Consumer(Consumer):  # type: ignore[misc]
+    """huey's consumer, stopping the process's lease keeper after its jobs."""
+
+    keeper: LeaseKeeper | None = None
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop consuming (running jobs finish first when graceful), then the keeper."""
+        try:
+            super().stop(graceful=graceful)
+        finally:
+            if self.keeper is not None:
+                self.keeper.stop()
+
+
+class EmbeddedConsumer(_Consumer):
     """A huey consumer that runs inside another server's process (no signal handlers)."""
 
     def _set_signal_handlers(self) -> None:
@@ -234,7 +307,7 @@ def make_consumer(
 ) -> Consumer:
     """A thread-pool consumer for the app's queue; SIGTERM lets running tasks finish."""
     tasks: Tasks = app.extensions["tasks"]
-    cls = EmbeddedConsumer if embedded else Consumer
+    cls = EmbeddedConsumer if embedded else _Consumer
     return cls(
         tasks.huey,
         workers=workers,
@@ -249,9 +322,13 @@ def make_consumer(
 
 
 def start_worker(app: Flask, consumer: Consumer) -> None:
-    """Sweep once (a restart picks up what a crash left), then start consuming."""
+    """Sweep once (a restart picks up what a crash left), start consuming, and start the
+    lease keeper (leases renewed; the sweep every SWEEP_INTERVAL_SECONDS if `periodic`)."""
     from strava_massage import processing, services
 
     with app.app_context():
         processing.sweep(services.get())
     consumer.start()
+    keeper = LeaseKeeper(app, sweep=bool(getattr(consumer, "periodic", True)))
+    keeper.start()
+    consumer.keeper = keeper

@@ -40,6 +40,7 @@ from strava_massage.models import (
     Note,
     utcnow,
 )
+from strava_massage.web import id_arg
 
 bp = Blueprint("runner", __name__)
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def clinic_of(athlete: Athlete) -> Clinic | None:
 @login_required
 def show_dashboard(athlete: Athlete) -> str:
     """Totals, the 16-week chart, the notes written so far, and the runner's clinic."""
-    before = request.args.get("before", type=int)
+    # A note id to page from; anything else (a huge number, a word) is the first page.
+    before = request.args.get("before", type=id_arg)
     data = dashboard.load(get_session(), athlete, dashboard.runner_today(athlete), before)
     units = athlete.effective_units
     return render_template(

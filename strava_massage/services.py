@@ -19,6 +19,8 @@ def init_app(app: Flask) -> Services:
         cfg["STRAVA_BASE_URL"],
         int(client_id) if client_id else None,
         cfg.get("STRAVA_CLIENT_SECRET"),
+        api_url=cfg.get("STRAVA_API_URL"),
+        disconnect=cfg["STRAVA_DISCONNECT"],
         timeout=cfg["STRAVA_TIMEOUT_SECONDS"],
         window_seconds=cfg["RATE_WINDOW_SECONDS"],
     )

@@ -1,8 +1,10 @@
 """The one module that talks to Strava: stravalib behind a small, typed, testable surface.
 
-Every call goes through `StravaAPI`. It points stravalib at `STRAVA_BASE_URL` (stravalib has
-the production host built into its URLs), reads the rate-limit headers of every response, and
-turns Strava's errors into a few domain exceptions the worker knows how to handle.
+Every call goes through `StravaAPI`. It sends stravalib's requests to the configured hosts
+(stravalib has `https://www.strava.com` built into its URLs: OAuth stays there, the API moves
+to its own host), reads the rate-limit headers of every response, and turns Strava's errors
+into a few domain exceptions the worker knows how to handle. Only stravalib's public API is
+used: a `requests.Session` with a transport adapter is how it is pointed elsewhere.
 """
 
 from __future__ import annotations
@@ -24,13 +26,30 @@ from requests.adapters import HTTPAdapter
 # stravalib resets the global warnings filter when imported; keep the application's own.
 _saved_filters = list(warnings.filters)
 from stravalib import Client, exc  # noqa: E402
-from stravalib.protocol import ApiV3  # noqa: E402
 
 warnings.filters[:] = _saved_filters  # type: ignore[index]
 
 log = logging.getLogger(__name__)
 
-STRAVA_HOST = "https://www.strava.com"
+STRAVA_HOST = "https://www.strava.com"  # stravalib's host for everything; OAuth stays here
+# The API's own host from 4 January 2027 (stravalib issue 737): its base has no /api/v3 prefix.
+# A later stravalib may send requests there itself, so they are routed like the others.
+STRAVA_API_HOST = "https://api-v3.strava.com"
+API_PREFIX = "/api/v3"
+DEAUTHORIZE_PATH = "/oauth/deauthorize"
+# Strava's revoke endpoint (June 2026 program update; the only way to disconnect from 1 June
+# 2027). Path, HTTP Basic client credentials and the `token` field follow stravalib issue 738's
+# reading of Strava's authentication page: check this form against Strava's docs before use.
+REVOKE_PATH = "/oauth/revoke"
+DISCONNECT_MODES = ("deauthorize", "revoke")
+# Where Strava's default unit is the mile: its `country` is a name, an ISO code is accepted too.
+MILES_COUNTRIES = frozenset(
+    {
+        "united states", "united states of america", "usa", "us", "u.s.", "u.s.a.",
+        "united kingdom", "uk", "gb", "gbr", "great britain", "england", "scotland", "wales",
+        "northern ireland", "liberia", "lr", "lbr", "myanmar", "burma", "mm", "mmr",
+    }
+)  # fmt: skip
 RUN_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
 LIST_PAGE = 200  # activities per list call, Strava's most
 
@@ -49,6 +68,14 @@ class Unauthorized(StravaError):
 
 class Rejected(StravaError):
     """Strava refused the request for good (a 4xx other than 401, 404 and 429)."""
+
+
+class AthleteLimitReached(Rejected):
+    """Strava refused a new athlete: the application is at its athlete capacity."""
+
+
+class RefreshRefused(Unauthorized):
+    """Strava refused the runner's refresh token: the runner revoked the app (or it expired)."""
 
 
 class TemporaryFailure(StravaError):
@@ -71,6 +98,7 @@ class TokenGrant:
     refresh_token: str
     expires_at: int
     athlete_id: int | None = None
+    athlete: AthleteInfo | None = None  # the summary athlete of a code exchange, when sent
 
     def __repr__(self) -> str:
         """Never show the secrets, even in a traceback."""
@@ -83,6 +111,27 @@ class AthleteInfo:
 
     id: int
     units: str  # "mi" or "km"
+    # Why those units: "preference" (Strava's measurement_preference), "country" or "default".
+    units_source: str = "default"
+    country: str | None = None
+
+
+def athlete_info(athlete: dict[str, Any]) -> AthleteInfo:
+    """The id and units of an athlete as Strava sent it (summary or detailed).
+
+    Never a silent guess: the preference when Strava sent it (only to profile:read_all tokens),
+    else the country (miles in the few countries that use them), else kilometres; the source
+    is kept so the runner can be shown the choice.
+    """
+    preference = athlete.get("measurement_preference")
+    country = str(athlete.get("country") or "").strip() or None
+    if preference in ("feet", "meters"):
+        units, source = ("mi" if preference == "feet" else "km"), "preference"
+    elif country:
+        units, source = ("mi" if country.lower() in MILES_COUNTRIES else "km"), "country"
+    else:
+        units, source = "km", "default"
+    return AthleteInfo(int(athlete["id"]), units, source, country)
 
 
 @dataclass(frozen=True)
@@ -178,59 +227,86 @@ def _activity_info(a: dict[str, Any]) -> ActivityInfo:
     )
 
 
-class _BaseUrlAdapter(HTTPAdapter):
-    """Sends stravalib's `https://www.strava.com/...` requests to STRAVA_BASE_URL instead."""
+class _HostAdapter(HTTPAdapter):
+    """Routes stravalib's requests: OAuth to the OAuth base, the API to the API base.
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    Mounted on both of Strava's hosts, so whichever stravalib builds (`www.strava.com/api/v3/...`
+    today, `api-v3.strava.com/...` in a later release) reaches `api_url`, and OAuth paths
+    reach `oauth_base`. It also reads every API answer's rate headers and applies a default
+    timeout (stravalib sets none).
+    """
+
+    def __init__(
+        self,
+        oauth_base: str,
+        api_url: str,
+        timeout: float,
+        observe: Callable[[Any], None],
+    ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=32)
-        self.base_url = base_url
+        self.oauth_base = oauth_base
+        self.api_url = api_url
         self.timeout = timeout
+        self.observe = observe
         # Told (method, path, status) of every request, for the /metrics counters.
         self.on_call: Callable[[str, str, str], None] | None = None
 
+    def route(self, url: str) -> str:
+        """The URL a request for one of Strava's hosts really goes to."""
+        for host in (STRAVA_HOST, STRAVA_API_HOST):
+            if url.startswith(host) and url[len(host) : len(host) + 1] in ("/", "?", ""):
+                path = url[len(host) :]
+                if path == API_PREFIX or path.startswith((API_PREFIX + "/", API_PREFIX + "?")):
+                    return self.api_url + path[len(API_PREFIX) :]
+                return (self.api_url if host == STRAVA_API_HOST else self.oauth_base) + path
+        return url
+
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        """Rewrite the host prefix and apply a default timeout (stravalib sets none)."""
+        """Route the request, apply the timeout, count it and read its rate headers."""
         assert request.url is not None
-        if request.url.startswith(STRAVA_HOST):
-            request.url = self.base_url + request.url[len(STRAVA_HOST) :]
+        request.url = self.route(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        if self.on_call is None:
-            return super().send(request, **kwargs)
         path = urlsplit(request.url).path
         try:
             response = super().send(request, **kwargs)
         except requests.Timeout:
-            self.on_call(str(request.method), path, "timeout")
+            self._count(request, path, "timeout")
             raise
         except requests.ConnectionError:
-            self.on_call(str(request.method), path, "connection error")
+            self._count(request, path, "connection error")
             raise
-        self.on_call(str(request.method), path, str(response.status_code))
+        self._count(request, path, str(response.status_code))
+        if "/oauth/" not in path:  # OAuth answers carry no rate headers
+            self.observe(response.headers)
         return response
 
-
-class _ExplicitRefreshApi(ApiV3):
-    """stravalib's protocol without its environment-driven auto-refresh.
-
-    Auto-refresh never hands back the rotated refresh token, so the service refreshes
-    explicitly, under a per-athlete lock, and persists the new pair itself.
-    """
-
-    def _check_credentials(self) -> None:
-        """Skip reading STRAVA_CLIENT_ID/SECRET from the environment (and its warnings)."""
-        self.client_id = None
-        self.client_secret = None
+    def _count(self, request: requests.PreparedRequest, path: str, status: str) -> None:
+        """Tell the metrics about one request."""
+        if self.on_call is not None:
+            self.on_call(str(request.method), path, status)
 
 
-class _Client(Client):
-    """A stravalib Client built on `_ExplicitRefreshApi`."""
+def _errors(response: requests.Response | None) -> list[dict[str, Any]]:
+    """The `errors` entries of a Strava Fault body (empty when there are none)."""
+    if response is None:
+        return []
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, dict):
+        errors = [errors]
+    return [e for e in errors or [] if isinstance(e, dict)]
 
-    def __init__(self, protocol: ApiV3) -> None:
-        # Client.__init__ only sets these two attributes; building it would construct (and
-        # warn from) a default protocol we would throw away.
-        self.log = logging.getLogger("stravalib.client.Client")
-        self.protocol = protocol
+
+def _says(response: requests.Response | None, **wanted: str) -> bool:
+    """Whether one of the response's errors has these fields (compared without case)."""
+    return any(
+        all(str(e.get(k, "")).lower() == v.lower() for k, v in wanted.items())
+        for e in _errors(response)
+    )
 
 
 class StravaAPI:
@@ -242,11 +318,17 @@ class StravaAPI:
         client_id: int | None,
         client_secret: str | None,
         *,
+        api_url: str | None = None,
+        disconnect: str = "deauthorize",
         timeout: float = 10.0,
         window_seconds: int = 900,
         clock: Any = time.time,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")  # OAuth: {base}/oauth/...
+        self.api_url = (api_url or self.base_url + API_PREFIX).rstrip("/")
+        if disconnect not in DISCONNECT_MODES:
+            raise ValueError(f"disconnect must be one of {', '.join(DISCONNECT_MODES)}")
+        self.disconnect_mode = disconnect
         self.client_id = client_id
         self.client_secret = client_secret
         self.window_seconds = window_seconds
@@ -259,8 +341,13 @@ class StravaAPI:
         self.http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
             "CURL_CA_BUNDLE", True
         )
-        self.transport = _BaseUrlAdapter(self.base_url, timeout)
-        self.http.mount(STRAVA_HOST, self.transport)
+        self.transport = _HostAdapter(self.base_url, self.api_url, timeout, self._observe)
+        for host in (STRAVA_HOST, STRAVA_API_HOST):
+            self.http.mount(host, self.transport)
+        # stravalib warns through the root logger, at every client built, when the app's
+        # credentials are not in the environment (they are passed explicitly here instead);
+        # SILENCE_TOKEN_WARNINGS is its documented switch for that.
+        os.environ.setdefault("SILENCE_TOKEN_WARNINGS", "true")
         self._lock = threading.Lock()
         # The budget shared by all workers (budget.Budget); without one, nothing is reserved.
         self.budget: Any = None
@@ -268,8 +355,8 @@ class StravaAPI:
 
     # -- budget ------------------------------------------------------------------------
 
-    def _observe(self, headers: Any, _method: str) -> None:
-        """Called by stravalib with every API response's headers."""
+    def _observe(self, headers: Any) -> None:
+        """Told by the transport of every API response's headers."""
         status = RateStatus.from_headers(headers, self.clock())
         with self._lock:
             self.calls += 1
@@ -289,12 +376,14 @@ class StravaAPI:
 
     def _client(self, access_token: str | None) -> Client:
         """A stravalib client for one athlete's token, sharing this adapter's connections."""
-        protocol = _ExplicitRefreshApi(
-            access_token=access_token, requests_session=self.http, rate_limiter=self._observe
-        )
-        # Keep stravalib's per-request lines under its own logger name (quieted by the app).
-        protocol.log = logging.getLogger("stravalib.protocol")
-        return _Client(protocol)
+        # No stravalib limiter: it sleeps (up to a day) instead of raising; the budget rules.
+        client = Client(access_token, rate_limit_requests=False, requests_session=self.http)
+        # stravalib turns its auto-refresh on when STRAVA_CLIENT_ID/SECRET are in the
+        # environment, and never hands back the rotated refresh token: the service refreshes
+        # explicitly, under a per-athlete lock, and persists the new pair itself.
+        client.protocol.client_id = None
+        client.protocol.client_secret = None
+        return client
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one stravalib call, translating its failures into domain errors."""
@@ -324,6 +413,8 @@ class StravaAPI:
             return Unauthorized(f"Strava answered {code}")
         if code == 404:
             return NotFound(f"Strava answered {code}")
+        if code == 403 and _says(response, field="athlete_limit"):
+            return AthleteLimitReached("Strava answered 403: the app is at its athlete limit")
         return Rejected(f"Strava answered {code}")
 
     def _credentials(self) -> tuple[int, str]:
@@ -349,35 +440,82 @@ class StravaAPI:
         return f"{self.base_url}/oauth/authorize?{query}"
 
     def exchange_code(self, code: str) -> TokenGrant:
-        """Trade an authorization code for tokens and the athlete's id."""
+        """Trade an authorization code for tokens and the (summary) athlete.
+
+        Never reserves from the rate budget: the code expires within minutes, and OAuth
+        calls are outside Strava's API limits.
+        """
         client_id, secret = self._credentials()
         info, athlete = self._call(
-            self._client(None).exchange_code_for_token,
+            self._client(None).protocol.exchange_code_for_token,
             client_id=client_id,
             client_secret=secret,
             code=code,
             return_athlete=True,
         )
-        athlete_id = int(athlete["id"]) if athlete and "id" in athlete else None
+        found = athlete_info(athlete) if athlete and "id" in athlete else None
         return TokenGrant(
-            info["access_token"], info["refresh_token"], int(info["expires_at"]), athlete_id
+            info["access_token"],
+            info["refresh_token"],
+            int(info["expires_at"]),
+            found.id if found else None,
+            found,
         )
 
     def refresh(self, refresh_token: str) -> TokenGrant:
-        """Get a new token pair; Strava's old refresh token is dead from then on."""
+        """Get a new token pair; Strava's old refresh token is dead from then on.
+
+        RefreshRefused when Strava refuses the refresh token itself (the runner revoked the
+        app): a refusal of the application's own credentials is a Rejected or Unauthorized.
+        """
         client_id, secret = self._credentials()
-        info = self._call(
-            self._client(None).refresh_access_token,
-            client_id=client_id,
-            client_secret=secret,
-            refresh_token=refresh_token,
-        )
+        try:
+            info = self._client(None).protocol.refresh_access_token(
+                client_id=client_id, client_secret=secret, refresh_token=refresh_token
+            )
+        except exc.Fault as e:
+            code = e.response.status_code if e.response is not None else 0
+            blames_app = _says(e.response, resource="Application")
+            if code in (400, 401) and not blames_app:
+                raise RefreshRefused(f"Strava refused the refresh token ({code})") from None
+            raise self._translate(e.response) from None
+        except (requests.Timeout, requests.ConnectionError) as e:
+            raise TemporaryFailure(f"{type(e).__name__} talking to Strava") from None
         return TokenGrant(info["access_token"], info["refresh_token"], int(info["expires_at"]))
 
+    def disconnect(self, access_token: str) -> None:
+        """Revoke the app's access for this athlete, the way STRAVA_DISCONNECT chooses."""
+        if self.disconnect_mode == "revoke":
+            self.revoke(access_token)
+        else:
+            self.deauthorize(access_token)
+
     def deauthorize(self, access_token: str) -> None:
-        """Revoke the app's access for this athlete (Strava's documented /oauth path)."""
-        client = self._client(access_token)
-        self._call(client.protocol.post, f"{STRAVA_HOST}/oauth/deauthorize")
+        """Strava's documented deauthorization: the token as the `access_token` parameter."""
+        # Built without the token: stravalib would send it as a Bearer header, and its own
+        # Client.deauthorize posts under /api/v3, where Strava documents no such endpoint.
+        protocol = self._client(None).protocol
+        self._call(
+            protocol.post, STRAVA_HOST + DEAUTHORIZE_PATH, data={"access_token": access_token}
+        )
+
+    def revoke(self, access_token: str) -> None:
+        """Strava's revoke endpoint: the app's credentials over HTTP Basic, the token in the body.
+
+        stravalib has no call for it (its protocol sends only Bearer tokens), so this is a
+        plain request through the same session and transport.
+        """
+        client_id, secret = self._credentials()
+        try:
+            response = self.http.post(
+                STRAVA_HOST + REVOKE_PATH,
+                data={"token": access_token, "token_type_hint": "access_token"},
+                auth=(str(client_id), secret),
+            )
+        except (requests.Timeout, requests.ConnectionError) as e:
+            raise TemporaryFailure(f"{type(e).__name__} talking to Strava") from None
+        if response.status_code >= 400:
+            raise self._translate(response)
 
     # -- API ---------------------------------------------------------------------------
 
@@ -386,12 +524,22 @@ class StravaAPI:
         if self.budget is not None:
             self.budget.refund()
 
-    def get_athlete(self, access_token: str) -> AthleteInfo:
-        """The authenticated athlete's id and preferred units."""
+    def get_athlete(self, access_token: str, *, budgeted: bool = True) -> AthleteInfo:
+        """The authenticated athlete's id and units (see `athlete_info`).
+
+        `budgeted=False` skips the budget: for the one read a connect cannot do without.
+        """
+        if budgeted:
+            self.check_budget()
+        protocol = self._client(access_token).protocol
+        return athlete_info(self._call(protocol.get, "/athlete"))
+
+    def get_private_note(self, access_token: str, activity_id: int) -> str:
+        """The activity's private note as Strava stores it (one GET, from the budget)."""
         self.check_budget()
-        athlete = self._call(self._client(access_token).get_athlete)
-        units = "km" if athlete.measurement_preference == "meters" else "mi"
-        return AthleteInfo(int(athlete.id), units)
+        protocol = self._client(access_token).protocol
+        activity = self._call(protocol.get, "/activities/{id}", id=activity_id)
+        return str(activity.get("private_note") or "")
 
     def get_activity(
         self, access_token: str, activity_id: int, *, low_priority: bool = False

@@ -9,9 +9,14 @@ from strava_massage.models import Subscription
 
 
 def create_subscription(app: Flask, callback_url: str | None = None) -> tuple[int, str]:
-    """Ask Strava for the subscription (it calls our handshake) and store its id."""
+    """Ask Strava for the subscription (it calls our handshake) and store its id.
+
+    The callback is `{PUBLIC_URL}/webhooks/strava/<secret>` unless one is given.
+    """
+    from webhooks import callback_url as secret_callback_url
+
     svc = app.extensions["services"]
-    url = callback_url or app.config["PUBLIC_URL"] + "/webhooks/strava"
+    url = callback_url or secret_callback_url(app)
     sub_id = svc.strava.create_subscription(url, app.config["STRAVA_VERIFY_TOKEN"])
     with svc.db.session() as session:
         # One subscription per application: a new one replaces whatever was stored.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -12,11 +13,21 @@ from sqlalchemy.orm import Session
 from strava_massage.crypto import TokenBox
 from strava_massage.db import Database
 from strava_massage.models import Token
-from strava_massage.strava import StravaAPI, TokenGrant
+from strava_massage.strava import RefreshRefused, StravaAPI, TokenGrant, Unauthorized
+
+log = logging.getLogger(__name__)
 
 
 class NoToken(Exception):
     """The athlete has no stored token (disconnected or never connected)."""
+
+
+class TokenRevoked(NoToken, Unauthorized):
+    """Strava refused the runner's refresh token, so the runner and their data are gone now.
+
+    Both a NoToken (there is none any more) and an Unauthorized (Strava said so), so every
+    caller's existing handling of either applies.
+    """
 
 
 class Stored(NamedTuple):
@@ -74,8 +85,26 @@ def access_token(
             current = box.open(row.access_token)
             session.rollback()  # another worker refreshed while we waited; release the lock
             return current
-        grant = strava.refresh(box.open(row.refresh_token))
+        try:
+            grant = strava.refresh(box.open(row.refresh_token))
+        except RefreshRefused:
+            session.rollback()  # release the lock before deleting the runner
+            _forget_revoked(db, athlete_id)
+            raise TokenRevoked(athlete_id) from None
         # Strava has already killed the old refresh token: commit the new pair at once.
         store_grant(session, box, athlete_id, grant)
         session.commit()
         return grant.access_token
+
+
+def _forget_revoked(db: Database, athlete_id: int) -> None:
+    """Delete a runner whose refresh token Strava refused, as for a confirmed deauthorization."""
+    # Imported here: processing imports this module for access_token.
+    from strava_massage.processing import delete_athlete
+
+    delete_athlete(db, athlete_id)
+    log.warning(
+        "Strava refused the refresh token of athlete=%s (access revoked): "
+        "disconnected and all their data deleted",
+        athlete_id,
+    )

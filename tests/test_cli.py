@@ -25,9 +25,12 @@ def test_subscription_create_show_delete(make_stack) -> None:
     runner = stack.app.test_cli_runner()
     created = runner.invoke(args=["subscription", "create"])
     assert created.exit_code == 0, created.output
-    assert "created for " + stack.url + "/webhooks/strava" in created.output
+    callback = stack.url + "/webhooks/strava/" + stack.app.config["WEBHOOK_SECRET"]
+    assert "created for " + callback in created.output
     assert stack.sim.subscription is not None
     shown = runner.invoke(args=["subscription", "show"])
+    assert f"callback URL: {callback}" in shown.output
+    assert "not this service's callback URL" not in shown.output
     assert f"stored: {stack.sim.subscription['id']}" in shown.output
     assert f"at Strava: {stack.sim.subscription['id']}" in shown.output
     again = runner.invoke(args=["subscription", "create"])

@@ -212,7 +212,7 @@ def _runner(session: Any, athlete_id: int, connected: dt.datetime) -> Athlete:
 
 
 def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page: Any) -> None:
-    stack: Stack = make_stack()
+    stack: Stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
     clinic_id = _clinic(stack)
     today = dashboard.runner_today(Athlete(timezone="Europe/London"))
     monday = today - dt.timedelta(days=today.weekday())

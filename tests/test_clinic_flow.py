@@ -5,6 +5,7 @@ shares, gets a session logged, and stops sharing."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import requests
 from sqlalchemy import select
@@ -25,7 +26,10 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-def test_a_clinic_from_signup_to_a_logged_session(stack: Stack) -> None:
+def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
+    stack.subscribe()
+    stack.start_worker()
     # The clinic is created; its first staff member chooses a password from the printed link.
     created = stack.app.test_cli_runner().invoke(
         args=["clinic", "create", "--slug", "knead", "--name", "Knead Physio",

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from strava_massage.models import (
     Clinic,
     ClinicStaff,
     ConsentChange,
+    LoginThrottle,
     MassageSession,
     utcnow,
 )
@@ -196,7 +198,12 @@ def test_an_old_reset_link_has_expired(stack: Stack) -> None:
 # -- the roster --------------------------------------------------------------------------------
 
 
-def test_the_roster_shows_figures_only_while_a_runner_shares_them(stack: Stack) -> None:
+def test_the_roster_shows_figures_only_while_a_runner_shares_them(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
+    stack.subscribe()
+    stack.start_worker()
     clinic_id, email = _make_clinic(stack, "knead")
     sharing = _runner_in(stack, clinic_id, name="Ada Lovelace")
     private = _runner_in(stack, clinic_id)
@@ -227,7 +234,10 @@ def test_the_roster_shows_figures_only_while_a_runner_shares_them(stack: Stack) 
     assert all(c.at is not None for c in record)
 
 
-def test_a_logged_session_resets_the_runners_counter(stack: Stack) -> None:
+def test_a_logged_session_resets_the_runners_counter(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
+    stack.subscribe()
+    stack.start_worker()
     clinic_id, email = _make_clinic(stack, "knead")
     athlete = _runner_in(stack, clinic_id, name="Ada Lovelace")
     stack.sim.create_activity(athlete, distance=10_000.0)
@@ -422,28 +432,37 @@ def test_more_staff_and_the_clinic_list(stack: Stack) -> None:
     assert "knead  Knead  runners=2 sharing=1 staff=2" in listed.output
 
 
-def test_a_login_pauses_after_five_wrong_passwords(stack: Stack) -> None:
+def test_a_source_waits_after_five_wrong_passwords_and_the_owner_does_not(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(TRUSTED_PROXIES=1)
     _, email = _make_clinic(stack, "knead")
-    browser = requests.Session()
-    token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
 
-    def attempt(password: str) -> int:
-        """One login attempt; its status code."""
+    def attempt(source: str, password: str) -> requests.Response:
+        """One login attempt from a client address (as the platform's proxy reports it)."""
+        browser = requests.Session()
+        browser.headers["X-Forwarded-For"] = source
+        token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
         return browser.post(
             stack.url + "/clinic/login",
             data={"csrf_token": token, "email": email, "password": password},
             timeout=10,
             allow_redirects=False,
-        ).status_code
+        )
 
-    assert [attempt(f"guess number {i}") for i in range(clinics.MAX_FAILED_LOGINS)] == [401] * 5
-    assert attempt(PASSWORD) == 401  # paused: even the right password waits
+    guesser, owner = "203.0.113.9", "198.51.100.7"
+    wrong = [attempt(guesser, f"guess number {i}").status_code for i in range(5)]
+    assert wrong == [401] * clinics.MAX_FAILED_LOGINS
+    paused = attempt(guesser, PASSWORD)
+    assert paused.status_code == 429 and 0 < int(paused.headers["Retry-After"]) <= 60
+    assert attempt(owner, PASSWORD).status_code == 302  # the account itself is not locked
     with stack.db.session() as session:
-        staff = session.scalar(select(ClinicStaff).where(ClinicStaff.email == email))
-        assert staff is not None and staff.locked_until is not None
-        staff.locked_until = utcnow() - dt.timedelta(seconds=1)  # the pause is over
+        for row in session.scalars(select(LoginThrottle)):
+            row.free_at = 0.0  # the wait is over
         session.commit()
-    assert attempt(PASSWORD) == 302
+    assert attempt(guesser, "guess number 6").status_code == 401  # one more try, then
+    again = attempt(guesser, PASSWORD)
+    assert again.status_code == 429 and 60 < int(again.headers["Retry-After"]) <= 120
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the signature is what the check reads

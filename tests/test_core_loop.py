@@ -16,7 +16,7 @@ from .conftest import VERIFY_TOKEN, Stack
 def test_handshake_echoes_challenge_with_the_right_token(make_stack) -> None:
     s = make_stack()
     r = requests.get(
-        s.url + "/webhooks/strava",
+        s.url + "/webhooks/strava/" + s.app.config["WEBHOOK_SECRET"],
         params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "abc"},
     )
     assert r.status_code == 200
@@ -26,7 +26,7 @@ def test_handshake_echoes_challenge_with_the_right_token(make_stack) -> None:
 def test_handshake_refuses_a_wrong_token(make_stack) -> None:
     s = make_stack()
     r = requests.get(
-        s.url + "/webhooks/strava",
+        s.url + "/webhooks/strava/" + s.app.config["WEBHOOK_SECRET"],
         params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "abc"},
     )
     assert r.status_code == 403

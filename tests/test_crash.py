@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-job: after a restart every note is written exactly once."""
+"""A worker killed with SIGKILL mid-job: after a restart every note is written exactly once,
+and the job it held is done within a minute."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from .conftest import VERIFY_TOKEN, Stack
 LEASE = 2
 
 
-def _worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
-    """`strava-massage worker` in its own process, configured like the test's app."""
+def _worker(stack: Stack, log: Path, lease: float | None = LEASE) -> subprocess.Popen[bytes]:
+    """`strava-massage worker` in its own process, configured like the test's app (with the
+    default lease and sweep interval when `lease` is None)."""
     cfg = stack.app.config
     env = {
         **os.environ,
@@ -37,10 +39,13 @@ def _worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
         "QUEUE_NAME": cfg["QUEUE_NAME"],
         "SECRET_KEY": "worker-test-secret",
         "TOKEN_KEYS": cfg["TOKEN_KEYS"],
-        "SWEEP_AFTER_SECONDS": str(LEASE),
         "RATE_WINDOW_SECONDS": str(cfg["RATE_WINDOW_SECONDS"]),
         "STRAVA_RATE_LIMITS": ",".join(map(str, cfg["STRAVA_RATE_LIMITS"])),
     }
+    env.pop("SWEEP_AFTER_SECONDS", None)
+    env.pop("SWEEP_INTERVAL_SECONDS", None)
+    if lease is not None:
+        env["SWEEP_AFTER_SECONDS"] = str(lease)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "strava_massage", "worker", "--threads", "2"],
@@ -152,6 +157,49 @@ def test_repeated_sigkills_during_200_events_lose_nothing_and_double_nothing(
     with stack.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Note)) == len(runs) == 200
         assert {e.status for e in session.scalars(select(Event))} == {"done"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("taken_over_by", ["restart", "survivor"])
+def test_a_job_killed_mid_flight_has_its_note_within_a_minute(
+    make_stack, tmp_path: Path, taken_over_by: str
+) -> None:
+    """With the default lease and sweep interval: kill -9 a worker during a job's GET, then
+    restart it (or leave a second worker running), and time the note."""
+    stack = make_stack(TOKEN_KEYS=Fernet.generate_key().decode())
+    stack.subscribe()
+    athlete = stack.sim.create_athlete()
+    stack.connect(athlete["id"])
+    log = tmp_path / "worker.log"
+    worker = _worker(stack, log, lease=None)
+    stack.wait_idle(timeout=30)  # the history import
+    stack.sim.latency = 1.0  # a slow Strava: the kill lands in the GET
+    run = stack.sim.create_activity(athlete["id"])
+    deadline = time.monotonic() + 20
+    while not any(e.status == "processing" for e in stack.events()):
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.01)
+    survivor = _worker(stack, log, lease=None) if taken_over_by == "survivor" else None
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    worker.wait()
+    assert [e.status for e in stack.events()] == ["processing"]
+    assert BLOCK_START not in stack.sim.activity(run["id"])["description"]
+    survivor = survivor or _worker(stack, log, lease=None)
+    try:
+        while BLOCK_START not in stack.sim.activity(run["id"])["description"]:
+            assert time.monotonic() - killed < 90, log.read_text()[-2000:]
+            time.sleep(0.1)
+        to_note = time.monotonic() - killed
+        stack.wait_idle(timeout=20)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(timeout=30)
+    print(f"\nkill -9 mid-job, taken over by a {taken_over_by}: the note {to_note:.1f} s later")
+    assert to_note < 60
+    assert _writes(stack, run["id"]) == 1
+    assert [e.status for e in stack.events()] == ["done"]
 
 
 def _writes(stack: Stack, activity_id: int) -> int:

@@ -135,10 +135,11 @@ def test_when_the_budget_runs_short_runs_go_before_likely_non_runs(make_stack) -
     stack.sim.set_rate_limits(read_short=20, short=40)
     stack.start_worker()
     athlete = stack.sim.create_athlete()["id"]
-    stack.connect(athlete)  # the athlete and the history import: two calls
+    stack.connect(athlete)  # the history import: one call (the code exchange is OAuth)
     rides = [stack.sim.create_activity(athlete, sport_type="Ride", fire=False) for _ in range(2)]
     for _ in range(7):
         stack.sim.create_activity(athlete)
+    stack.sim.create_activity(athlete, sport_type="Walk")  # one GET, no PUT
     stack.wait_idle()
     # With the subscription's call, 17 of 20 are spent: into the last tenth, kept for runs.
     assert stack.sim.count(path_prefix="/api/v3") == 17

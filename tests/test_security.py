@@ -239,12 +239,12 @@ def test_every_answer_carries_the_headers_and_a_webhook_sets_no_cookie(stack: St
     stack.connect(athlete)
     body = {"object_type": "activity", "object_id": 5, "aspect_type": "create", "owner_id": athlete,
             "subscription_id": stack.sim.subscription["id"], "event_time": 1, "updates": {}}  # type: ignore[index]  # fmt: skip
-    hook = requests.post(stack.url + "/webhooks/strava", json=body, timeout=10)
+    hook = requests.post(stack.sim.subscription["callback_url"], json=body, timeout=10)  # type: ignore[index]
     page = requests.get(stack.url + "/", timeout=10)
     for answer in (hook, page):
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["Referrer-Policy"] == "same-origin"
-    assert hook.json() == {"status": "accepted"} and "Set-Cookie" not in hook.headers
+    assert hook.json() == {"status": "received"} and "Set-Cookie" not in hook.headers
     assert "Content-Security-Policy" not in hook.headers
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]

@@ -146,8 +146,41 @@ def test_code_flow_code_works_once(sim: Simulator) -> None:
     again = exchange(sim, back["code"])
     assert again.status_code == 400
     assert again.json()["errors"][0]["resource"] == "AuthorizationCode"
+    assert "measurement_preference" not in body["athlete"]
+    assert body["athlete"]["country"] == "Ireland"
+    # Without profile:read_all, GET /athlete is the summary too; with it, the detail.
     me = api(sim, body["access_token"])("GET", "/athlete").json()
-    assert me["measurement_preference"] == "meters"
+    assert "measurement_preference" not in me and me["resource_state"] == 2
+    full = api(sim, login(sim, ada["id"], ALL + ",profile:read_all")["access_token"])
+    assert full("GET", "/athlete").json()["measurement_preference"] == "meters"
+
+
+def test_redirect_uri_must_be_on_the_callback_domain(sim: Simulator) -> None:
+    """The approval page refuses a redirect_uri outside the app's registered domain."""
+    query = {"client_id": sim.client_id, "response_type": "code", "scope": ALL}
+    elsewhere = query | {"redirect_uri": "https://evil.example/cb"}
+    page = requests.get(f"{sim.url}/oauth/authorize", params=elsewhere, timeout=5)
+    assert page.status_code == 400
+    assert page.json()["errors"][0]["field"] == "redirect_uri"
+    sim.callback_domains = ("example.org",)
+    sub = query | {"redirect_uri": "https://app.example.org/cb"}
+    assert requests.get(f"{sim.url}/oauth/authorize", params=sub, timeout=5).status_code == 200
+
+
+def test_athlete_limit_refuses_the_next_new_athlete(sim: Simulator) -> None:
+    """With a cap, the token exchange of one athlete too many answers Strava's 403."""
+    sim.athlete_limit = 1
+    first, second = sim.create_athlete()["id"], sim.create_athlete()["id"]
+    login(sim, first)
+    login(sim, first)  # reconnecting the same athlete takes no new place
+    refused = exchange(sim, consent(sim, second)["code"])
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "message": "Forbidden",
+        "errors": [{"resource": "Application", "field": "athlete_limit", "code": "exceeded"}],
+    }
+    sim.revoke_athlete(first)
+    assert exchange(sim, consent(sim, second)["code"]).status_code == 200
 
 
 def test_unticked_scopes_new_athlete_and_denial(sim: Simulator) -> None:
@@ -168,6 +201,13 @@ def test_refresh_rotates_refresh_token(sim: Simulator) -> None:
     tokens = login(sim, athlete_id)
     form = {"client_id": sim.client_id, "client_secret": sim.client_secret}
     form |= {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    # Long before expiry Strava hands back the same pair.
+    same = requests.post(f"{sim.url}/oauth/token", data=form, timeout=5).json()
+    assert (same["access_token"], same["refresh_token"]) == (
+        tokens["access_token"],
+        tokens["refresh_token"],
+    )
+    sim.refresh_same_within = sim.token_lifetime  # as if near expiry: a new pair; the old dies
     fresh = requests.post(f"{sim.url}/oauth/token", data=form, timeout=5)
     assert fresh.status_code == 200
     assert fresh.json()["refresh_token"] != tokens["refresh_token"]
@@ -177,7 +217,7 @@ def test_refresh_rotates_refresh_token(sim: Simulator) -> None:
     assert stale.json()["errors"] == [
         {"resource": "RefreshToken", "field": "refresh_token", "code": "invalid"}
     ]
-    assert sim.refresh_count(athlete_id) == 1
+    assert sim.refresh_count(athlete_id) == 2
     assert api(sim, tokens["access_token"])("GET", "/athlete").status_code == 200
     wrong = requests.post(f"{sim.url}/oauth/token", data=form | {"client_secret": "x"}, timeout=5)
     assert wrong.status_code == 401
@@ -351,7 +391,10 @@ def test_fire_event_and_retries(sim: Simulator, callback: Callback) -> None:
     seen = [(e["aspect_type"], e["object_id"], e["updates"]) for e in callback.events[1:]]
     assert seen == [("create", 5, {}), ("update", 5, {"private": "true"}), ("delete", 5, {})]
     callback.status = 500
+    sim.event_retry_delay = 0.1  # about two minutes on Strava
+    started = time.monotonic()
     assert sim.fire_event("activity", 77, "delete", 1001, retries=True) == [500, 500, 500]
+    assert time.monotonic() - started >= 0.2
     assert sim.post_raw(b"not json", {"Content-Type": "text/plain"}).status_code == 500
 
 
@@ -359,11 +402,11 @@ def test_deauthorize(sim: Simulator, callback: Callback) -> None:
     subscribe(sim, callback)
     athlete_id = sim.create_athlete()["id"]
     token = login(sim, athlete_id)["access_token"]
-    answer = requests.post(
-        f"{sim.url}/api/v3/oauth/deauthorize",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=5,
+    bearer_only = requests.post(
+        f"{sim.url}/oauth/deauthorize", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
+    assert bearer_only.status_code == 400  # Strava documents the access_token parameter
+    answer = requests.post(f"{sim.url}/oauth/deauthorize", data={"access_token": token}, timeout=5)
     assert answer.json() == {"access_token": token}
     assert api(sim, token)("GET", "/athlete").status_code == 401
     event = callback.wait_for(1)[0]
@@ -373,6 +416,21 @@ def test_deauthorize(sim: Simulator, callback: Callback) -> None:
     sim.deauthorize_athlete(other)
     assert callback.events[-1]["object_id"] == other
     assert api(sim, tokens["access_token"])("GET", "/athlete").status_code == 401
+
+
+def test_revoke(sim: Simulator) -> None:
+    """The revoke endpoint wants the app's credentials over HTTP Basic and kills both tokens."""
+    athlete_id = sim.create_athlete()["id"]
+    tokens = login(sim, athlete_id)
+    url = f"{sim.url}/oauth/revoke"
+    body = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}
+    assert requests.post(url, data=body, timeout=5).status_code == 401
+    wrong = requests.post(url, data=body, auth=(str(sim.client_id), "nope"), timeout=5)
+    assert wrong.status_code == 401
+    creds = (str(sim.client_id), sim.client_secret)
+    assert requests.post(url, data=body, auth=creds, timeout=5).status_code == 200
+    assert api(sim, tokens["access_token"])("GET", "/athlete").status_code == 401
+    assert requests.post(url, data=body, auth=creds, timeout=5).json() == {}  # RFC 7009
 
 
 def test_call_log_and_control_api(sim: Simulator) -> None:
@@ -409,7 +467,7 @@ class _Rewrite(HTTPAdapter):
 
 def test_stravalib_client(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SILENCE_TOKEN_WARNINGS", "true")
-    from stravalib import Client
+    from stravalib import Client, exc
 
     athlete_id = sim.create_athlete()["id"]
     run_id = sim.create_activity(athlete_id, name="Long one", distance=21097.5)["id"]
@@ -429,5 +487,7 @@ def test_stravalib_client(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> No
     assert sim.activity(run_id)["description"] == "Well paced"
     assert sim.count("PUT", f"/api/v3/activities/{run_id}") == 1
     assert [a.id for a in client.get_activities(limit=5)] == [run_id]
-    client.deauthorize()
+    # stravalib's own deauthorize sends only a Bearer header (under /api/v3): refused here.
+    with pytest.raises(exc.Fault):
+        client.deauthorize()
     assert sim.count("POST", "/api/v3/oauth/deauthorize") == 1

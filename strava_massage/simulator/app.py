@@ -140,8 +140,7 @@ def create_simulator_app(state: SimState) -> Flask:
         args = request.args
         if args.get("client_id") != str(state.client_id):
             raise _bad("client_id")
-        if not args.get("redirect_uri"):
-            raise _bad("redirect_uri")
+        state.check_redirect_uri(args.get("redirect_uri"))
         if args.get("response_type", "code") != "code":
             raise _bad("response_type")
         scopes = _requested_scopes(args.get("scope"))
@@ -167,9 +166,7 @@ def create_simulator_app(state: SimState) -> Flask:
         form = request.form
         if form.get("client_id") != str(state.client_id):
             raise _bad("client_id")
-        redirect_uri = form.get("redirect_uri")
-        if not redirect_uri:
-            raise _bad("redirect_uri")
+        redirect_uri = state.check_redirect_uri(form.get("redirect_uri"))
         answer = {"state": form.get("state", "")}
         if form.get("decision") != "authorize":
             return redirect(_add_query(redirect_uri, answer | {"error": "access_denied"}))
@@ -204,14 +201,10 @@ def create_simulator_app(state: SimState) -> Flask:
             raise _bad("grant_type")
         return jsonify(answer)
 
-    @app.post("/oauth/deauthorize")
-    @app.post("/api/v3/oauth/deauthorize")
-    def deauthorize() -> Response:
-        athlete_id, _ = authenticate()
-        token = request.headers.get("Authorization", "")[7:].strip()
+    def revoked(athlete_id: int, body: JSON) -> Response:
+        """Kill the athlete's tokens; the webhook hears of it after the answer, as on Strava."""
         state.revoke_athlete(athlete_id)
-        response = jsonify({"access_token": token or request.values.get("access_token")})
-        # Strava tells the webhook only after the application got its answer.
+        response = jsonify(body)
         response.call_on_close(
             lambda: state.announce_later(
                 "athlete", athlete_id, "update", athlete_id, {"authorized": "false"}
@@ -219,12 +212,41 @@ def create_simulator_app(state: SimState) -> Flask:
         )
         return response
 
+    @app.post("/oauth/deauthorize")
+    @app.post("/api/v3/oauth/deauthorize")
+    def deauthorize() -> Response:
+        # Strava documents the token as the `access_token` parameter: a Bearer header alone
+        # (what stravalib's Client.deauthorize sends) is not enough.
+        token = request.values.get("access_token")
+        if not token:
+            raise FaultError(400, "Bad Request", "Application", "access_token", "missing")
+        athlete_id, _ = state.check_access_token(token)
+        g.athlete_id = athlete_id
+        return revoked(athlete_id, {"access_token": token})
+
+    @app.post("/oauth/revoke")
+    def revoke() -> Response:
+        # The June 2026 endpoint: the app's credentials over HTTP Basic, `token` (access or
+        # refresh) in the body; an unknown token is answered 200 (RFC 7009).
+        auth = request.authorization
+        if auth is None or auth.type != "basic":
+            raise FaultError(401, "Authorization Error", "Application", "client_id", "invalid")
+        state.check_client(auth.username, auth.password)
+        token = request.form.get("token")
+        if not token:
+            raise _bad("token", "Token")
+        athlete_id = state.athlete_of_token(token)
+        if athlete_id is None:
+            return jsonify({})
+        g.athlete_id = athlete_id
+        return revoked(athlete_id, {})
+
     # -- API v3 -----------------------------------------------------------------------------
 
     @app.get("/api/v3/athlete")
     def get_athlete() -> Response:
-        athlete_id, _ = authenticate()
-        return jsonify(state.athlete(athlete_id))
+        athlete_id, scopes = authenticate()
+        return jsonify(state.athlete_for(athlete_id, scopes))
 
     @app.get("/api/v3/activities/<int:activity_id>")
     def get_activity(activity_id: int) -> Response:

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -167,6 +168,20 @@ class SimState:
         self.client_secret = client_secret
         self.token_lifetime = token_lifetime
         self.reject_private_note = False
+        # Answer 200 to a PUT of `private_note` but keep nothing, as Strava may for a field
+        # it does not document.
+        self.ignore_private_note = False
+        # Standard tier: at most this many connected athletes (None: no cap). The next new
+        # one is refused at the token exchange with Strava's 403.
+        self.athlete_limit: int | None = None
+        # The app's registered "Authorization Callback Domain": redirect_uri must be on it
+        # (the domain itself or a subdomain).
+        self.callback_domains: tuple[str, ...] = ("127.0.0.1", "localhost")
+        # A refresh while the access token has longer than this left returns the same pair.
+        self.refresh_same_within = 3600
+        # Seconds between Strava's attempts at an event the callback did not take (about two
+        # minutes on Strava; tests set it short).
+        self.event_retry_delay = 120.0
         self.timeout_delay = 3.0
         self.latency = 0.0  # seconds every /api/v3 answer waits before it is handled
         self.oauth_down = False  # when True, token exchange, refresh and deauthorize answer 503
@@ -180,6 +195,7 @@ class SimState:
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Grant] = {}
         self._refresh_counts: dict[int, int] = {}
+        self._pairs: dict[str, str] = {}  # refresh token -> the access token issued with it
         self._issued: list[str] = []
         self._subscriptions: dict[int, JSON] = {}
         self._next_subscription = 1
@@ -198,8 +214,18 @@ class SimState:
         lastname: str = "Runner",
         measurement_preference: Literal["feet", "meters"] = "feet",
         athlete_id: int | None = None,
+        country: str | None = None,
     ) -> JSON:
-        """Add an athlete (DetailedAthlete fields) and return a copy of it."""
+        """Add an athlete (DetailedAthlete fields) and return a copy of it.
+
+        The country, unless given, agrees with the preference (a summary athlete shows only
+        the country): the United Kingdom for feet, Ireland for meters.
+        """
+        place = ("London", "England", "United Kingdom")
+        if measurement_preference == "meters":
+            place = ("Dublin", "Leinster", "Ireland")
+        if country is not None:
+            place = (place[0], place[1], country)
         with self.lock:
             if athlete_id is None:
                 athlete_id = self._next_athlete
@@ -210,7 +236,7 @@ class SimState:
             self._athletes[athlete_id] = {
                 "id": athlete_id, "username": f"{firstname}_{lastname}_{athlete_id}".lower(),
                 "resource_state": 3, "firstname": firstname, "lastname": lastname, "bio": "",
-                "city": "London", "state": "England", "country": "United Kingdom", "sex": None,
+                "city": place[0], "state": place[1], "country": place[2], "sex": None,
                 "premium": False, "summit": False, "created_at": now, "updated_at": now,
                 "badge_type_id": 0, "weight": None,
                 "profile_medium": "avatar/athlete/medium.png",
@@ -234,6 +260,17 @@ class SimState:
         with self.lock:
             full = self._athletes[athlete_id]
             return {key: full[key] for key in _SUMMARY_ATHLETE} | {"resource_state": 2}
+
+    def athlete_for(self, athlete_id: int, scopes: frozenset[str]) -> JSON:
+        """GET /athlete: the detailed athlete only to a profile:read_all token, else the summary."""
+        if "profile:read_all" in scopes:
+            return self.athlete(athlete_id)
+        return self.summary_athlete(athlete_id)
+
+    def connected_athletes(self) -> set[int]:
+        """Athletes who authorized the app and have not revoked it (a live refresh token)."""
+        with self.lock:
+            return {grant.athlete_id for grant in self._refresh.values() if not grant.revoked}
 
     def athletes(self) -> list[JSON]:
         """All athletes, oldest first."""
@@ -388,6 +425,8 @@ class SimState:
                 raise auth_error("activity:write_permission", "missing")
             if "private_note" in body and self.reject_private_note:
                 raise FaultError(400, "Bad Request", "Activity", "private_note", "invalid")
+            if self.ignore_private_note:
+                body = {k: v for k, v in body.items() if k != "private_note"}
             fields: JSON = {}
             for key in ("name", "description", "private_note", "sport_type", "type", "gear_id"):
                 if key in body:
@@ -463,6 +502,7 @@ class SimState:
         expires_at = int(time.time()) + self.token_lifetime
         self._access[access] = _Grant(grant.athlete_id, grant.scopes, expires_at)
         self._refresh[refresh] = _Grant(grant.athlete_id, grant.scopes)
+        self._pairs[refresh] = access
         return {
             "token_type": "Bearer",
             "expires_at": expires_at,
@@ -478,16 +518,35 @@ class SimState:
             grant = self._codes.pop(code, None)
             if grant is None or grant.expires_at < time.time() or grant.revoked:
                 raise FaultError(400, "Bad Request", "AuthorizationCode", "code", "invalid")
+            connected = self.connected_athletes()
+            limit = self.athlete_limit
+            if limit is not None and grant.athlete_id not in connected and len(connected) >= limit:
+                raise FaultError(403, "Forbidden", "Application", "athlete_limit", "exceeded")
             return self._tokens(grant) | {"athlete": self.summary_athlete(grant.athlete_id)}
 
     def refresh(self, client_id: Any, client_secret: Any, refresh_token: str) -> JSON:
         """grant_type=refresh_token: rotates the refresh token, so the old one dies here."""
         self.check_client(client_id, client_secret)
         with self.lock:
-            grant = self._refresh.pop(refresh_token, None)
-            if grant is None:
+            grant = self._refresh.get(refresh_token)
+            if grant is None or grant.revoked:
                 raise FaultError(400, "Bad Request", "RefreshToken", "refresh_token", "invalid")
             self._refresh_counts[grant.athlete_id] = self.refresh_count(grant.athlete_id) + 1
+            # Like Strava: while the access token has long to live, the same pair comes back.
+            access = self._pairs.get(refresh_token, "")
+            current = self._access.get(access)
+            left = current.expires_at - time.time() if current and not current.revoked else 0
+            if left > self.refresh_same_within:
+                assert current is not None
+                return {
+                    "token_type": "Bearer",
+                    "expires_at": int(current.expires_at),
+                    "expires_in": int(left),
+                    "refresh_token": refresh_token,
+                    "access_token": access,
+                }
+            del self._refresh[refresh_token]
+            self._pairs.pop(refresh_token, None)
             return self._tokens(grant)
 
     def issued_secrets(self) -> list[str]:
@@ -499,6 +558,25 @@ class SimState:
         """How many refreshes this athlete's tokens went through."""
         with self.lock:
             return self._refresh_counts.get(athlete_id, 0)
+
+    def athlete_of_token(self, token: str) -> int | None:
+        """The athlete of a live access token or refresh token, if it is one (for revoke)."""
+        with self.lock:
+            grant = self._access.get(token) or self._refresh.get(token)
+            if grant is None or grant.revoked:
+                return None
+            if token in self._access and grant.expires_at <= time.time():
+                return None
+            return grant.athlete_id
+
+    def check_redirect_uri(self, redirect_uri: str | None) -> str:
+        """The redirect URI if its host is on the app's callback domain, else Strava's 400."""
+        host = (urlsplit(redirect_uri or "").hostname or "").lower()
+        if not host or not any(
+            host == domain or host.endswith("." + domain) for domain in self.callback_domains
+        ):
+            raise FaultError(400, "Bad Request", "Application", "redirect_uri", "invalid")
+        return str(redirect_uri)
 
     def check_access_token(self, token: str | None) -> tuple[int, frozenset[str]]:
         """(athlete_id, scopes) of a live access token, else Strava's 401."""
@@ -524,6 +602,7 @@ class SimState:
                     if grant.athlete_id == athlete_id:
                         grant.revoked = True
             self._refresh = {t: g for t, g in self._refresh.items() if g.athlete_id != athlete_id}
+            self._pairs = {r: a for r, a in self._pairs.items() if r in self._refresh}
 
     def deauthorize_athlete(self, athlete_id: int, fire: bool = True) -> None:
         """The runner revokes access on strava.com: tokens die, then the event is delivered."""
@@ -615,8 +694,11 @@ class SimState:
             "updates": updates or {},
         }
         statuses: list[int] = []
-        # Strava makes three attempts in total when the callback does not answer 200 in time.
-        for _ in range(3 if retries else 1):
+        # Strava makes three attempts in total when the callback does not answer 200 in time,
+        # about two minutes apart (event_retry_delay).
+        for attempt in range(3 if retries else 1):
+            if attempt:
+                time.sleep(self.event_retry_delay)
             try:
                 statuses.append(
                     requests.post(sub["callback_url"], json=body, timeout=2).status_code
