@@ -19,6 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings, database, queue, Strava adapter, blueprints."""
     import webhooks
     from strava_massage import (
+        brand,
         clinic_pages,
         clinic_wording,
         config,
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     queue.init_app(app)
     services.init_app(app)
     web.init_app(app)
+    brand.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(runner_pages.bp)

@@ -46,6 +46,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "STRAVA_VERIFY_TOKEN": get("STRAVA_VERIFY_TOKEN"),
         # The callback URL's secret path segment; unset, it is derived from SECRET_KEY.
         "WEBHOOK_SECRET": get("WEBHOOK_SECRET"),
+        # Where the operator saves Strava's official button and logo (strava_massage/brand.py).
+        "BRAND_DIR": get("BRAND_DIR", str(instance / "brand")),
         "STRAVA_BASE_URL": str(get("STRAVA_BASE_URL", DEFAULT_STRAVA_BASE_URL)).rstrip("/"),
         # The API's base, when it is not {STRAVA_BASE_URL}/api/v3 (Strava moves it to
         # https://api-v3.strava.com, no /api/v3 prefix, from 4 January 2027; OAuth stays).

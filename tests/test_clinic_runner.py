@@ -115,7 +115,7 @@ def test_a_visitor_sees_what_joining_means_and_a_connect_button(make_stack: Make
     assert "<h1" in page.text and "Riverside Sports Massage invites you to Legwork" in page.text
     assert "sees nothing of your training unless you switch on sharing" in page.text
     assert 'href="/connect?clinic=riverside"' in page.text
-    assert 'alt="Connect with Strava"' in page.text
+    assert ">Connect with Strava</a>" in page.text
     assert "/join" not in page.text  # a visitor connects first; there is nothing to join yet
     assert 'class="clinic-logo"' not in page.text  # no logo uploaded
 

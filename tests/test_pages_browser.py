@@ -55,7 +55,7 @@ def test_connect_from_the_landing_page_and_see_two_runs_totalled(stack: Stack, p
     athlete = stack.sim.create_athlete(measurement_preference="feet")["id"]
     page.goto(stack.url + "/")
     assert page.get_by_role("heading", level=1).inner_text().startswith("Every run ends")
-    assert page.get_by_alt_text("Powered by Strava").is_visible()
+    assert page.get_by_text("Powered by Strava", exact=True).is_visible()
     assert "— Legwork note —" in page.locator(".note-example").inner_text()
     _assert_accessible(page)
     screenshot(page, "landing")
