@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from strava_massage import create_app
+from strava_massage.db import Database
 from strava_massage.models import Event
 from strava_massage.queue import make_consumer, start_worker
 from strava_massage.simulator import Simulator
@@ -253,6 +254,15 @@ def make_stack(sim: Simulator, backend: Backend) -> Iterator[Callable[..., Stack
         tasks.huey.storage.flush_all()  # this test's queue keys only
         tasks.close()
         stack.db.dispose()
+
+
+@pytest.fixture
+def db(backend: Backend) -> Iterator[Database]:
+    """The backend's database with the schema."""
+    database = Database(backend.database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from strava_massage.budget import Budget
 from strava_massage.db import Database
 from strava_massage.strava import RateLimited
 
-from .conftest import Backend
-
 NOW = 1_800_000_123.0  # 123 s into a 15-minute window, 40,923 s into a UTC day
-
-
-@pytest.fixture
-def db(backend: Backend) -> Iterator[Database]:
-    """The backend's database with the schema."""
-    database = Database(backend.database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 SHORT_RESET = 900 - 123

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import insert
@@ -18,19 +17,10 @@ from strava_massage.models import Event
 from strava_massage.processing import process_event
 from strava_massage.strava import RateLimited
 
-from .conftest import Backend, Stack
+from .conftest import Stack
 
 NOW = 1_800_000_000.0  # the start of a 15-minute window
 A, B = 1_000_001, 1_000_002
-
-
-@pytest.fixture
-def db(backend: Backend) -> Iterator[Database]:
-    """The backend's database with the schema."""
-    database = Database(backend.database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def _waiting_event(db: Database, owner: int) -> None:
