@@ -1,115 +1,141 @@
-"""Every scale-out benchmark in one run, on SQLite and on PostgreSQL + Redis, with a summary.
+"""Every benchmark in one run, on the embedded default and on scale-out, with a summary.
 
-Run: python -m benchmarks [--quick] [--only webhook,pipeline,growth,dashboard]
-Each part prints its own table as it goes (see benchmarks/README.md); at the end a summary lists
-every target with its figure, and benchmarks/results/summary.json keeps them. The full run takes
-about 15-20 minutes on a 2-core machine; --quick runs smaller sizes in a few minutes (its figures
-are noisier, and its growth sizes stop at 10k runs).
+Run: python -m benchmarks [--quick]
+Each backend gets a fresh stack: the Strava simulator (answering at once) in this process, the
+service's own processes started from its command line, a fresh database and queue. On it: a
+burst of new runs (intake and worker), a mix of events (Strava calls), memory after both, time
+to note (embedded default only), history growth and the dashboard. The summary lists every
+figure beside its target and its baseline from the same run; margin > 1 means passing (figure
+/ target for a floor, target / figure for a ceiling). Results go to benchmarks/results/.
+About 10 minutes in full on a 2-core machine; --quick (smaller sizes, one round) about 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from benchmarks import growth, pipeline, webhook_ack
-from benchmarks.common import fresh_postgres, unique_name
+from benchmarks import growth, intake, pipeline
+from benchmarks.common import BACKENDS, progress, stack
 
-RESULTS = Path(__file__).parent / "results" / "summary.json"
-PARTS = ("webhook", "pipeline", "growth", "dashboard")
+RESULTS = Path(__file__).parent / "results"
+FULL = {"events": 600, "rounds": 3, "mix": 1000, "notes": 30, "small": 1000, "large": 100_000,
+        "background": 4000, "growth_rounds": 40, "pages": 100}  # fmt: skip
+QUICK = {"events": 300, "rounds": 1, "mix": 200, "notes": 10, "small": 1000, "large": 10_000,
+         "background": 500, "growth_rounds": 15, "pages": 30}  # fmt: skip
 
 
-def webhook_part(quick: bool) -> list[tuple[str, str, bool]]:
-    """Acknowledgement latency and throughput next to a bare endpoint, both backends."""
-    rows = webhook_ack.run(events=300 if quick else 1000, repeat=1 if quick else 3)
-    webhook_ack.print_table(rows)
-    out = []
+class Row(NamedTuple):
+    """One figure of the summary."""
+
+    name: str
+    backend: str
+    value: float
+    unit: str
+    target: float
+    floor: bool  # True: the figure must reach the target; False: stay within it
+    baseline: str
+
+    @property
+    def margin(self) -> float:
+        """Above 1 when passing."""
+        return self.value / self.target if self.floor else self.target / max(self.value, 1e-9)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the figure meets its target."""
+        return self.value >= self.target if self.floor else self.value <= self.target
+
+
+def measure(kind: str, size: dict[str, int]) -> tuple[list[Row], dict[str, Any]]:
+    """Every figure of one backend."""
+    rows: list[Row] = []
+    with stack(kind) as s:
+        burst = intake.run(s, size["events"], size["rounds"])
+        svc, bare, work = burst["service"], burst["bare"], burst["worker"]
+        base = f"bare Flask {burst['shape']}:"
+        rows += [
+            Row("intake, concurrency 8", kind, svc["events_per_s"], "events/s", 300, True,
+                f"{base} {bare['events_per_s']:.0f} events/s"),
+            Row("intake p99, concurrency 8", kind, svc["p99_ms"], "ms", 100, False,
+                f"{base} {bare['p99_ms']:.1f} ms"),
+            Row("worker runs noted", kind, work["runs_per_s"], "runs/s", 20, True,
+                f"bare GET+PUT one by one: {work['bare_per_s']:.0f}/s"),
+        ]  # fmt: skip
+        runners = [a for a, _ in s.connect(intake.RUNNERS)]
+        calls = pipeline.mix(s, runners, size["mix"])
+        rows.append(Row("Strava calls over the mix", kind, calls["total"], "calls",
+                        calls["fewest"], False, f"the minimum: {calls['fewest']} for "
+                        f"{size['mix']} deliveries"))  # fmt: skip
+        memory = s.memory()
+        for role in ("web", "worker"):
+            peaks = [m["VmHWM"] for name, m in memory.items() if name.startswith(role)]
+            if peaks:
+                label = "serve (web + worker)" if kind == "embedded" else role
+                rows.append(Row(f"peak RSS, {label} process", kind, max(peaks), "MB", 150, False,
+                                f"at start: {s.start_mb[role]:.0f} MB"))  # fmt: skip
+        s.stop_workers()
+        notes = None
+        if kind == "embedded":
+            notes = pipeline.time_to_note(s, runners[0], size["notes"])
+            trip = f"simulator GET+PUT: {notes['bare_ms']:.1f} ms"
+            rows += [
+                Row("time to note p50", kind, notes["p50_s"], "s", 1, False, trip),
+                Row("time to note p99", kind, notes["p99_s"], "s", 2, False, trip),
+            ]
+        if kind == "scale-out":
+            s.start_worker()
+        grown = growth.run(s, size["small"], size["large"], size["background"],
+                           size["growth_rounds"], size["pages"])  # fmt: skip
+        small, large = (grown["p50_ms"][str(size[k])] for k in ("small", "large"))
+        rows.append(Row(f"cost per run, {size['large']:,} vs {size['small']:,} runs", kind,
+                        large / small, "x", 1.5, False,
+                        f"p50 {small:.1f} ms at {size['small']:,}, {large:.1f} ms at "
+                        f"{size['large']:,}"))  # fmt: skip
+        page = grown["dashboard_p50_ms"]
+        rows.append(Row("dashboard p50, 3,000 runs", kind, page["3000"], "ms", 50, False,
+                        f"30 runs: {page['30']:.1f} ms"))  # fmt: skip
+    return rows, {"burst": burst, "mix": calls, "memory": memory, "memory_start": s.start_mb,
+                  "time_to_note": notes, "growth": grown}  # fmt: skip
+
+
+def print_summary(rows: list[Row], quick: bool) -> None:
+    """The table: figure, target, margin, verdict, baseline."""
+    print(f"\n===== summary{' (--quick: smaller sizes, one round)' if quick else ''} =====")
+    print("margin > 1 passes: figure/target for a floor (>=), target/figure for a ceiling (<=)\n")
+    print(f"{'figure':<40}{'backend':<11}{'value':>16}{'target':>16}{'margin':>8}  result  "
+          "baseline, same run")  # fmt: skip
     for row in rows:
-        if row["concurrency"] != webhook_ack.TARGET_CONCURRENCY:
-            continue
-        name = f"webhook {row['backend']}, concurrency {row['concurrency']}"
-        p99, ratio = row["service"]["p99_ms"], row["ratios"]["throughput"]
-        out.append((f"{name}: p99 < 50 ms", f"{p99:.1f} ms", p99 < 50))
-        out.append((f"{name}: throughput >= 0.5 of bare", f"{ratio:.2f}", ratio >= 0.5))
-    return out
-
-
-def pipeline_part(quick: bool) -> list[tuple[str, str, bool]]:
-    """End-to-end throughput and overhead, Strava calls per event, memory; both backends."""
-    out = []
-    for backend in pipeline.BACKENDS:
-        result = pipeline.run(
-            100 if quick else 300, backend, repeat=1 if quick else 3,
-            mix_events=1000 if quick else 10_000,
-        )  # fmt: skip
-        flow, mix = result["throughput"], result["mix"]
-        out.append((f"pipeline {backend}: overhead per event < 5 ms beyond the two calls",
-                    f"{flow['overhead_ms']:.1f} ms", flow["overhead_ms"] < 5))  # fmt: skip
-        out.append((f"pipeline {backend}: Strava calls within 2 % of the minimum",
-                    f"{mix['ratio']:.4f}", mix["ratio"] <= 1.02))  # fmt: skip
-        web_mb = result["checks"]["web peak RSS under 150 MB"]
-        out.append((f"pipeline {backend}: web peak RSS < 150 MB",
-                    _rss(mix["memory"]), web_mb))  # fmt: skip
-    return out
-
-
-def _rss(memory: dict[str, Any]) -> str:
-    """The web and worker peaks as one short figure."""
-    return f"web {memory['web_peak_mb']:.0f} MB, worker {memory['worker_peak_mb']:.0f} MB"
-
-
-def growth_part(quick: bool) -> list[tuple[str, str, bool]]:
-    """Per-event database work at growing history, SQLite then PostgreSQL."""
-    sizes = (1000, 10_000) if quick else (1000, 10_000, 100_000)
-    runners = 1000 if quick else 10_000
-    results = [growth.run(None, sizes, runners)]
-    with fresh_postgres(unique_name("legwork_growth")) as url:
-        results.append(growth.run(url, sizes, runners))
-    out = []
-    for result in results:
-        largest = str(max(sizes))
-        ratio = result["sizes"][largest]["ratio"]
-        out.append((f"growth {result['dialect']}: cost at {largest} runs <= 1.5x of 1000",
-                    f"{ratio:.2f}", ratio <= 1.5))  # fmt: skip
-    return out
-
-
-def dashboard_part(quick: bool) -> list[tuple[str, str, bool]]:
-    """The dashboard's server time for a runner with 3,000 runs (its own process)."""
-    requests = "50" if quick else "200"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.dashboard", "--requests", requests], check=True
-    )
-    figures = json.loads((RESULTS.parent / "dashboard.json").read_text())
-    p50 = figures["runners"]["large"]["p50_ms"]
-    return [("dashboard: p50 < 50 ms at 3,000 runs", f"{p50:.1f} ms", p50 < 50)]
+        value = f"{row.value:,.2f} {row.unit}" if row.value < 10 else f"{row.value:,.0f} {row.unit}"
+        target = f"{'>=' if row.floor else '<='} {row.target:,g} {row.unit}"
+        print(f"{row.name:<40}{row.backend:<11}{value:>16}{target:>16}{row.margin:>8.2f}  "
+              f"{'PASS' if row.passed else 'FAIL':<6}  {row.baseline}")  # fmt: skip
 
 
 def main() -> None:
-    """Run the chosen parts, then print and save the summary."""
+    """Measure both backends, print the summary, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
-    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts")
     args = parser.parse_args()
-    runners = {"webhook": webhook_part, "pipeline": pipeline_part, "growth": growth_part,
-               "dashboard": dashboard_part}  # fmt: skip
-    summary: list[tuple[str, str, bool]] = []
-    for part in args.only.split(","):
-        print(f"\n===== {part} =====", flush=True)
-        summary += runners[part](args.quick)
-    width = max(len(name) for name, _, _ in summary)
-    print(f"\n===== summary{' (quick: sizes reduced)' if args.quick else ''} =====")
-    for name, figure, ok in summary:
-        print(f"{'PASS' if ok else 'FAIL'}  {name:<{width}}  {figure}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(
-        [{"target": n, "figure": f, "pass": ok} for n, f, ok in summary], indent=1
-    ))  # fmt: skip
-    print(f"results written to {RESULTS.parent}/")
+    size = QUICK if args.quick else FULL
+    rows: list[Row] = []
+    details = {}
+    for kind, described in BACKENDS.items():
+        progress(f"===== {kind}: {described}")
+        found, details[kind] = measure(kind, size)
+        rows += found
+    print_summary(rows, args.quick)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("summary-quick.json" if args.quick else "summary.json")
+    out.write_text(json.dumps({
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "sizes": size,
+        "summary": [row._asdict() | {"margin": row.margin, "pass": row.passed} for row in rows],
+        "details": details,
+    }, indent=1, default=str))  # fmt: skip
+    print(f"\nresults written to {out}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "SWEEP_AFTER_SECONDS": float(get("SWEEP_AFTER_SECONDS", 20)),
         # How often one worker (of all of them) sweeps the events table for lost work.
         "SWEEP_INTERVAL_SECONDS": float(get("SWEEP_INTERVAL_SECONDS", 15)),
+        # A runner with no event for this many days is asked about once (has access been
+        # revoked?), a batch an IDLE_CHECK_INTERVAL_SECONDS, by one worker of all of them.
+        "IDLE_CHECK_DAYS": float(get("IDLE_CHECK_DAYS", 30)),
+        "IDLE_CHECK_INTERVAL_SECONDS": float(get("IDLE_CHECK_INTERVAL_SECONDS", 3600)),
         "WORKER_THREADS": int(get("WORKER_THREADS", 2)),
         "STRAVA_TIMEOUT_SECONDS": float(get("STRAVA_TIMEOUT_SECONDS", 10)),
         # Refresh a token this long before Strava says it expires, so a call never races it.

@@ -132,7 +132,7 @@ class ClinicSharingForm(FlaskForm):  # type: ignore[misc]
     """Sharing with the runner's clinic on or off, and the name the clinic knows them by."""
 
     # The view puts the clinic's name into this label; the text here is the fallback.
-    share = BooleanField(_l("Share my weekly distance and massage sessions with my clinic"))
+    share = BooleanField(_l("Share with my clinic"))
     display_name = StringField(
         _l("Your name as the clinic knows you"), validators=[Length(max=MAX_NAME)]
     )

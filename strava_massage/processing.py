@@ -536,6 +536,13 @@ def _handle(svc: Services, event: Claimed) -> Handled:
     """Dispatch on the event's kind."""
     if event.aspect_type == "backfill":
         return Handled(_backfill(svc, event))
+    if event.aspect_type == "check":
+        # Our own monthly question for a runner we have not heard of: is the app still allowed?
+        if not _revoked_at_strava(svc, event.owner_id):
+            raise Done(ACCESS_CONFIRMED)
+        delete_athlete(svc.db, event.owner_id)  # this event included
+        log.warning("runner %s revoked access at Strava: all their data deleted", event.owner_id)
+        raise Done("access revoked at Strava: all their data deleted")
     if event.object_type == "athlete":
         if str(event.updates.get("authorized", "")).lower() == "false":
             # Events are unsigned: only Strava refusing the runner's token proves it.
@@ -559,6 +566,7 @@ def _handle(svc: Services, event: Claimed) -> Handled:
 
 
 DEAUTH_NOT_CONFIRMED = "deauthorization not confirmed by Strava; ignored"
+ACCESS_CONFIRMED = "access still granted at Strava"
 
 
 def _revoked_at_strava(svc: Services, athlete_id: int) -> bool:
@@ -976,6 +984,51 @@ def backfill_event(athlete_id: int, connected_at: dt.datetime) -> dict[str, Any]
     }
 
 
+def check_event(athlete_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The internal event that asks Strava whether a quiet runner still grants access."""
+    stamp = int(now.timestamp())
+    return {
+        "dedupe_key": f"check:{athlete_id}:{stamp}",
+        "object_type": "athlete",
+        "object_id": athlete_id,
+        "aspect_type": "check",
+        "owner_id": athlete_id,
+        "updates": {},
+        "event_time": stamp,
+    }
+
+
+def check_idle_runners(svc: Services, idle_days: float, batch: int = 20) -> list[int]:
+    """Queue an access check for up to `batch` runners with no event for `idle_days`; their ids.
+
+    A runner who revoked the app while its deauthorization event was lost would otherwise keep
+    their data here for ever (Strava's agreement: delete what a user revoked). Any event,
+    a check included, proves the runner recent, so each quiet runner is asked once per period;
+    the batch keeps the checks to a trickle of the quota.
+    """
+    now = svc.now()
+    cutoff = now - dt.timedelta(days=idle_days)
+    recent = select(Event.id).where(Event.owner_id == Athlete.id, Event.received_at >= cutoff)
+    with svc.db.write_lock, svc.db.session() as session:
+        quiet = list(
+            session.scalars(
+                select(Athlete.id)
+                .where(Athlete.connected_at < cutoff, ~recent.exists())
+                .order_by(Athlete.id)
+                .limit(batch)
+            )
+        )
+        events = [Event(**check_event(athlete_id, now)) for athlete_id in quiet]
+        session.add_all(events)
+        session.commit()
+        ids = [event.id for event in events]
+    for event_id in ids:
+        svc.enqueue(event_id, 0)
+    if quiet:
+        log.info("access check queued for %d quiet runner(s)", len(quiet))
+    return quiet
+
+
 def _backfill(svc: Services, event: Claimed) -> str:
     """Import the last eight weeks of runs into the ledger (no notes: they are history).
 
@@ -1153,16 +1206,22 @@ def delete_athlete(db: Database, athlete_id: int) -> None:
         session.commit()
 
 
-def sweep(svc: Services) -> list[int]:
+def sweep(svc: Services, *, take_over: bool = False) -> list[int]:
     """Hand out again events a dead worker held past their lease, or that sat pending too long.
 
     A live worker's lease keeper renews its leases every few seconds, so a lease that ran out
     is a dead (or stalled) holder's. A pending event's task is normally still in the queue, so
     it gets a grace of a few leases before it counts as lost; enqueueing one twice is harmless,
-    since only one claim succeeds.
+    since only one claim succeeds. `take_over` (a restarted single-process `serve`) hands out
+    every claimed event at once, leases running or not: the fence before each PUT (the claim's
+    `attempts`) keeps a holder that is somehow still alive from writing a second note.
     """
     now = svc.now()
     grace = now - dt.timedelta(seconds=svc.lease_seconds * svc.pending_grace_leases)
+    if take_over:
+        with svc.db.write_lock, svc.db.session() as session:
+            session.execute(update(Event).where(Event.status == "processing").values(due_at=now))
+            session.commit()
     with svc.db.session() as session:
         ids = list(
             session.scalars(

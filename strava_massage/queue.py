@@ -223,6 +223,18 @@ def init_app(app: Flask) -> Tasks:
     return tasks
 
 
+def _idle_check_turn(app: Flask) -> bool:
+    """Queue access checks for quiet runners if no worker did in this interval yet."""
+    from strava_massage import periodic, processing, services
+
+    svc = services.get()
+    interval = float(app.config["IDLE_CHECK_INTERVAL_SECONDS"])
+    if not periodic.take_turn(svc.db, "idle_check", svc.now().timestamp(), interval):
+        return False
+    processing.check_idle_runners(svc, float(app.config["IDLE_CHECK_DAYS"]))
+    return True
+
+
 def _sweep_turn(app: Flask) -> bool:
     """Sweep if no worker has swept in this interval yet (inside an app context)."""
     from strava_massage import periodic, processing, services
@@ -241,7 +253,8 @@ class LeaseKeeper:
     Every quarter lease it renews the lease of every job this process is running (a lease then
     runs out only when its holder died), and every SWEEP_INTERVAL_SECONDS one worker of all of
     them sweeps the events table: a job lost by a killed worker is handed out again within
-    a lease and a sweep interval (about 35 s with the defaults).
+    a lease and a sweep interval (about 35 s with the defaults). One also queues the access
+    checks of quiet runners every IDLE_CHECK_INTERVAL_SECONDS.
     """
 
     def __init__(self, app: Flask, *, sweep: bool = True) -> None:
@@ -277,6 +290,7 @@ class LeaseKeeper:
                     if self.sweep and slot != swept:
                         swept = slot
                         _sweep_turn(self.app)
+                        _idle_check_turn(self.app)
             except Exception:
                 log.exception("lease keeper: renewal or sweep failed; trying again")
 
@@ -323,11 +337,15 @@ def make_consumer(
 
 def start_worker(app: Flask, consumer: Consumer) -> None:
     """Sweep once (a restart picks up what a crash left), start consuming, and start the
-    lease keeper (leases renewed; the sweep every SWEEP_INTERVAL_SECONDS if `periodic`)."""
+    lease keeper (leases renewed; the sweep every SWEEP_INTERVAL_SECONDS if `periodic`).
+
+    The worker inside `serve` is the deployment's only one, so what a killed `serve` held is
+    taken over at once rather than after its leases.
+    """
     from strava_massage import processing, services
 
     with app.app_context():
-        processing.sweep(services.get())
+        processing.sweep(services.get(), take_over=isinstance(consumer, EmbeddedConsumer))
     consumer.start()
     keeper = LeaseKeeper(app, sweep=bool(getattr(consumer, "periodic", True)))
     keeper.start()

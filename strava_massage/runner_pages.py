@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -117,9 +118,15 @@ def _sharing_form(athlete: Athlete, clinic: Clinic, formdata: bool = False) -> C
             share=athlete.clinic_consent_at is not None,
             display_name=athlete.clinic_display_name or "",
         )
-    form.share.label.text = _(
-        "Share my weekly distance and massage sessions with %(clinic)s", clinic=clinic.name
-    )
+    if current_app.config["CLINIC_SHARED_FIGURES"]:
+        label = _(
+            "Share my weekly distance and massage sessions with %(clinic)s", clinic=clinic.name
+        )
+    else:
+        label = _(
+            "Share my massage sessions and a sore area I note with %(clinic)s", clinic=clinic.name
+        )
+    form.share.label.text = label
     return form
 
 
@@ -313,12 +320,17 @@ def clinic_sharing(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
             db.commit()
             log.info("clinic sharing athlete=%s clinic=%s shared=%s", athlete.id, clinic.id, share)
             if share:
-                message = _(
-                    "%(clinic)s now sees your weekly distance and sessions.", clinic=clinic.name
+                message = (
+                    _("%(clinic)s now sees your weekly distance and sessions.", clinic=clinic.name)
+                    if current_app.config["CLINIC_SHARED_FIGURES"]
+                    else _(
+                        "%(clinic)s now sees your sessions and a sore area you note.",
+                        clinic=clinic.name,
+                    )
                 )
             else:
                 message = _(
-                    "Sharing is off: %(clinic)s no longer sees your distance or sessions.",
+                    "Sharing is off: %(clinic)s no longer sees what you shared.",
                     clinic=clinic.name,
                 )
             flash(message, "success")

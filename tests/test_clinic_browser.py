@@ -211,8 +211,8 @@ def _runner(session: Any, athlete_id: int, connected: dt.datetime) -> Athlete:
     return athlete
 
 
-def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page: Any) -> None:
-    stack: Stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
+def _two_runners(stack: Stack) -> tuple[dt.date, int]:
+    """Two runners with the clinic, one sharing as "Ada Runner"; today, and days since joining."""
     clinic_id = _clinic(stack)
     today = dashboard.runner_today(Athlete(timezone="Europe/London"))
     monday = today - dt.timedelta(days=today.weekday())
@@ -236,19 +236,38 @@ def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page:
             ],
         )  # fmt: skip
         session.commit()
-    days = (today - connected.date()).days
+    return today, (today - connected.date()).days
+
+
+def test_dashboard_by_default_shows_no_strava_figures(make_stack: MakeStack, page: Any) -> None:
+    stack: Stack = make_stack()  # CLINIC_SHARED_FIGURES off, as Strava's agreement suggests
+    _two_runners(stack)
+    _log_in(page, stack)
+    rows = page.locator("table.roster tbody tr")
+    assert rows.count() == 1
+    cells = [c.strip() for c in rows.first.locator("th, td").all_inner_texts()]
+    assert cells[0] == "Ada Runner" and not [c for c in cells if " km" in c or c == "Due"]
+    headers = page.locator("table.roster thead th").all_inner_texts()
+    assert "This week" not in headers and "Due for a session" not in headers
+    _assert_accessible(page)
+    screenshot(page, "clinic-dashboard")
+
+
+def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page: Any) -> None:
+    stack: Stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
+    today, days = _two_runners(stack)
 
     _log_in(page, stack)
     counts = page.locator(".counts").inner_text()
     assert "2 runners are with your clinic." in counts
-    assert "1 of them does not share their figures." in counts
+    assert "1 of them does not share with you." in counts
     rows = page.locator("table.roster tbody tr")
     assert rows.count() == 1  # the runner who does not share has no row at all
     row = rows.first
     cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
     assert cells[:5] == ["Ada Runner", "12.0 km", f"182.0 km · {days} days", "none logged", "Due"]
     _assert_accessible(page)
-    screenshot(page, "clinic-dashboard")
+    screenshot(page, "clinic-dashboard-figures")
 
     row.get_by_label("Date of the session for Ada Runner").fill(today.isoformat())
     row.get_by_role("button", name="Log").click()

@@ -205,6 +205,20 @@ def test_a_runner_joins_from_the_invite_and_joining_another_switches(make_stack:
     assert again.clinic_id == second and again.clinic_joined_at == row.clinic_joined_at
 
 
+def test_sharing_names_the_figures_when_the_operator_shows_them(make_stack: MakeStack) -> None:
+    stack = make_stack(CLINIC_SHARED_FIGURES=True)
+    _clinic(stack, "riverside", "Riverside Sports Massage")
+    browser, _, _ = _connect_via_invite(stack, "riverside")
+    settings = browser.get(stack.url + "/settings").text
+    assert (
+        '<label for="share">Share my weekly distance and massage sessions with '
+        "Riverside Sports Massage</label>" in settings
+    )
+    page = _share(stack, browser, True, "Sam R.")
+    assert "Riverside Sports Massage now sees your weekly distance and sessions." in page.text
+    assert "sees your weekly distance, your distance since your last massage" in page.text
+
+
 def test_sharing_is_off_by_default_and_each_change_is_recorded(make_stack: MakeStack) -> None:
     stack = make_stack()
     clinic_id = _clinic(stack, "riverside", "Riverside Sports Massage")
@@ -213,15 +227,16 @@ def test_sharing_is_off_by_default_and_each_change_is_recorded(make_stack: MakeS
     assert "Sharing is off." in settings
     box = re.search(r'<input[^>]*name="share"[^>]*>', settings)
     assert box and "checked" not in box.group(0)
+    # Staff see no figures by default (CLINIC_SHARED_FIGURES), and the runner is told so.
     assert (
-        '<label for="share">Share my weekly distance and massage sessions with '
+        '<label for="share">Share my massage sessions and a sore area I note with '
         "Riverside Sports Massage</label>" in settings
     )
 
     on_at = dt.datetime.now(dt.UTC)
     page = _share(stack, browser, True, "  Sam   R. ")
     assert page.url == stack.url + "/settings#clinic"
-    assert "Riverside Sports Massage now sees your weekly distance" in page.text
+    assert "Riverside Sports Massage now sees your sessions and a sore area" in page.text
     assert "Sharing is on since" in page.text and 'value="Sam R."' in page.text
     row = _athlete(stack, athlete_id)
     assert row.clinic_consent_at is not None and _utc(row.clinic_consent_at) >= on_at
@@ -388,7 +403,7 @@ def test_the_clinic_pages_in_a_phone_browser(make_stack: MakeStack, chromium: An
         check()
 
         page.goto(stack.url + "/settings#clinic")
-        page.get_by_label("Share my weekly distance and massage sessions with Riverside").check()
+        page.get_by_label("Share my massage sessions and a sore area I note with Riverside").check()
         page.get_by_role("button", name="Save sharing choice").click()
         name = page.get_by_label("Your name as the clinic knows you")
         assert name.get_attribute("aria-invalid") == "true"  # refused: no name given

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,16 +21,9 @@ from strava_massage.models import Event, Note
 from strava_massage.periodic import take_turn
 
 from .conftest import VERIFY_TOKEN, Backend, Stack
-from .test_crash import _worker
+from .test_crash import _free_port, _worker
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_procfile_web_command_serves_and_stops_gracefully(make_stack, tmp_path: Path) -> None:

@@ -396,6 +396,17 @@ def test_fire_event_and_retries(sim: Simulator, callback: Callback) -> None:
     assert sim.fire_event("activity", 77, "delete", 1001, retries=True) == [500, 500, 500]
     assert time.monotonic() - started >= 0.2
     assert sim.post_raw(b"not json", {"Content-Type": "text/plain"}).status_code == 500
+    # Its own news is delivered the same way: the same body again, until a 200.
+    before = len(callback.events)
+    sim.create_activity(owner, activity_id=6)  # answered 500
+    callback.status = 200
+    deadline = time.monotonic() + 5
+    while len(callback.events) < before + 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)
+    retried = callback.events[before:]
+    assert len(retried) == 2 and retried[0] == retried[1]
 
 
 def test_deauthorize(sim: Simulator, callback: Callback) -> None:

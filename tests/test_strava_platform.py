@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -345,6 +346,51 @@ def test_refused_refresh_deletes_the_runner(stack: Stack, caplog: pytest.LogCapt
     assert [r.levelno for r in lines] == [logging.WARNING]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert not [s for s in _secrets(stack) if s in text]
+
+
+def _quiet_since(stack: Stack, athlete_id: int, days: int) -> None:
+    """Make a runner look connected, and last heard of, `days` ago."""
+    then = datetime.now(UTC) - timedelta(days=days)
+    with stack.db.session() as session:
+        session.execute(update(Athlete).where(Athlete.id == athlete_id).values(connected_at=then))
+        session.execute(update(Event).where(Event.owner_id == athlete_id).values(received_at=then))
+        session.commit()
+
+
+def test_quiet_runners_are_asked_about_and_the_revoked_deleted(
+    make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A runner revoked on strava.com with the event lost, and silent since, is found by the
+    periodic access check (one call each) and deleted; a quiet runner still connected and a
+    recent one are kept, and nobody is asked twice in a period."""
+    caplog.set_level(logging.INFO)
+    stack = make_stack(IDLE_CHECK_INTERVAL_SECONDS=1, SWEEP_INTERVAL_SECONDS=0.5)
+    stack.start_worker()  # its lease keeper queues the checks, each check interval
+    revoked, quiet, recent = (int(stack.sim.create_athlete()["id"]) for _ in range(3))
+    for athlete_id in (revoked, quiet, recent):
+        stack.connect(athlete_id)
+    stack.sim.revoke_athlete(revoked)  # the deauthorization event never came
+    stack.sim.reset_calls()
+    with stack.db.session() as session:  # connected long ago, but heard of today
+        past = datetime.now(UTC) - timedelta(days=45)
+        session.execute(update(Athlete).where(Athlete.id == recent).values(connected_at=past))
+        session.commit()
+    _quiet_since(stack, revoked, 45)
+    _quiet_since(stack, quiet, 45)
+    deadline = time.monotonic() + 20
+    while _athlete(stack, revoked) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    stack.wait_idle()
+    time.sleep(2)  # two more check intervals: nobody is quiet any more
+    stack.wait_idle()
+    assert _athlete(stack, quiet) is not None and _athlete(stack, recent) is not None
+    checks = [e for e in stack.events(backfill=True) if e.aspect_type == "check"]
+    assert [(e.owner_id, e.status) for e in checks] == [(quiet, "done")]
+    assert stack.sim.count("GET", "/api/v3/athlete") == 2  # one call per quiet runner
+    assert [r.levelno for r in caplog.records if "revoked access" in r.getMessage()] == [
+        logging.WARNING
+    ]
 
 
 def test_refused_app_credentials_delete_nobody(make_stack: Callable[..., Stack]) -> None:

@@ -719,13 +719,33 @@ class SimState:
     def _announce(
         self, object_type: str, object_id: int, aspect: str, owner: int, updates: dict[str, str]
     ) -> None:
-        """Deliver an event if someone subscribed; with no subscription it is only logged."""
+        """Deliver an event if someone subscribed; with no subscription it is only logged.
+
+        As on Strava, an attempt the callback does not answer 200 is made again, twice, about
+        two minutes apart (event_retry_delay), with the same body; those wait in a thread.
+        """
+        event_time = int(time.time())
+        args = (object_type, object_id, aspect, owner, updates, event_time)
         try:
-            statuses = self.fire_event(object_type, object_id, aspect, owner, updates)
+            statuses = self.fire_event(*args)
         except NoSubscriptionError:
             log.info("no subscription, %s %s %s not delivered", object_type, object_id, aspect)
             return
         log.info("event %s %s %s delivered: %s", object_type, object_id, aspect, statuses)
+        if statuses != [200]:
+            threading.Thread(target=self._redeliver, args=args, daemon=True).start()
+
+    def _redeliver(self, *args: Any) -> None:
+        """The two later attempts of an event whose first delivery failed."""
+        for _ in range(2):
+            time.sleep(self.event_retry_delay)
+            try:
+                statuses = self.fire_event(*args)
+            except NoSubscriptionError:
+                return
+            log.info("event %s %s %s delivered again: %s", *args[:3], statuses)
+            if statuses == [200]:
+                return
 
     def announce_later(
         self, object_type: str, object_id: int, aspect: str, owner: int, updates: dict[str, str]
