@@ -7,7 +7,7 @@ burst of new runs (intake and worker), a mix of events (Strava calls), memory af
 to note (embedded default only), history growth and the dashboard. The summary lists every
 figure beside its target and its baseline from the same run; margin > 1 means passing (figure
 / target for a floor, target / figure for a ceiling). Results go to benchmarks/results/.
-About 10 minutes in full on a 2-core machine; --quick (smaller sizes, one round) about 3.
+About 6 minutes in full on a 2-core machine; --quick (smaller sizes, one round) about 2.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,7 +79,6 @@ def measure(kind: str, size: dict[str, int]) -> tuple[list[Row], dict[str, Any]]
                 label = "serve (web + worker)" if kind == "embedded" else role
                 rows.append(Row(f"peak RSS, {label} process", kind, max(peaks), "MB", 150, False,
                                 f"at start: {s.start_mb[role]:.0f} MB"))  # fmt: skip
-        s.stop_workers()
         notes = None
         if kind == "embedded":
             notes = pipeline.time_to_note(s, runners[0], size["notes"])
@@ -86,8 +87,6 @@ def measure(kind: str, size: dict[str, int]) -> tuple[list[Row], dict[str, Any]]
                 Row("time to note p50", kind, notes["p50_s"], "s", 1, False, trip),
                 Row("time to note p99", kind, notes["p99_s"], "s", 2, False, trip),
             ]
-        if kind == "scale-out":
-            s.start_worker()
         grown = growth.run(s, size["small"], size["large"], size["background"],
                            size["growth_rounds"], size["pages"])  # fmt: skip
         small, large = (grown["p50_ms"][str(size[k])] for k in ("small", "large"))
@@ -120,6 +119,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the processes, database and queue keys are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     size = QUICK if args.quick else FULL
     rows: list[Row] = []
     details = {}

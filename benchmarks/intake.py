@@ -156,8 +156,6 @@ def drained(stack: Stack, since: int, ids: list[int]) -> float:
 def run(stack: Stack, events: int, rounds: int) -> dict[str, Any]:
     """Warm up, then `rounds` of: a service burst, its drain, the bare endpoint; medians."""
     runners = [a for a, _ in stack.connect(RUNNERS)]
-    if stack.kind == "scale-out":
-        stack.start_worker()
     burst = Burst(stack, runners, WARMUP + events * rounds)
     port = free_port()
     workers, threads = WEB_SHAPE[stack.kind]

@@ -88,7 +88,6 @@ def configure_logging(app: Flask) -> None:
     logging.getLogger("stravalib").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # huey writes two lines for every task ("Executing", "executed in"), beside the worker's
-    # own line per event, at about 75 µs of a worker's CPU a line (benchmarks/README.md). Its
-    # consumer's lines (start-up, periodic tasks) and every warning stay.
+    # own line per event. Its consumer's lines (start-up, periodic tasks) and every warning stay.
     logging.getLogger("huey").setLevel(logging.WARNING)
     logging.getLogger("huey.consumer").setLevel(logging.INFO)

@@ -20,16 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, case, delete, select, update
 
-from strava_massage.db import Database, autocommit_rows
-from strava_massage.models import Event, RateBudget, one_of, table_of
+from strava_massage.db import Database, insert_for
+from strava_massage.models import Event, RateBudget, table_of
 from strava_massage.strava import RateLimited, RateStatus, seconds_until_reset
 
 DAY = 86400
@@ -103,7 +102,7 @@ def _which(shared: Buckets, charged: bool, fits: Any = None) -> Any:
     runner's row `mine` (never refused here: its share is judged after)."""
     parts = []
     if shared:
-        rows = one_of(_ROW.c.bucket, shared)
+        rows = _ROW.c.bucket.in_(shared)
         parts.append(rows & fits if fits is not None else rows)
     if charged:
         parts.append(_MINE)
@@ -117,7 +116,7 @@ Buckets = tuple[str, ...]
 
 def _in_window(buckets: Buckets) -> tuple[Any, Any]:
     """The buckets' rows, unless one already counts a later window."""
-    return one_of(_ROW.c.bucket, buckets), _ROW.c.window_index <= _WINDOW
+    return _ROW.c.bucket.in_(buckets), _ROW.c.window_index <= _WINDOW
 
 
 def _reserve(buckets: Buckets) -> Any:
@@ -216,19 +215,17 @@ class Budget:
         athlete = _CHARGED.get()
         mine = runner_bucket(athlete) if athlete is not None else None
         buckets = SHARED + ((mine,) if mine else ())
-        with self.db.write_lock, self.db.autocommit() as conn:
+        # One transaction: a refused reservation (an exception) is rolled back whole.
+        with self.db.engine.begin() as conn:
             params = {"calls": calls, "ceiling": ceiling, "mine": mine}
             taken = self._update(conn, _reserve, windows, buckets, params)
             full = [bucket for bucket in SHARED if bucket not in taken]
             if full:
-                if taken:  # the other window had room: give its share back
-                    _give_back(conn, windows, tuple(taken), calls, mine)
                 daily = full[-1] == DAILY  # the later reset, when both are full
                 raise RateLimited(seconds_until_reset(now, self.window_seconds, daily=daily))
             if mine and _over_share(taken[SHORT], taken[mine][0]):
                 assert athlete is not None
                 if _others_within_share(conn, athlete, now, windows[SHORT], taken[SHORT][1]):
-                    _give_back(conn, windows, tuple(taken), calls, mine)
                     reset = seconds_until_reset(now, self.window_seconds, daily=False)
                     raise FairShare(min(reset, max(self.window_seconds / RECHECK_PARTS, 1.0)))
         for bucket in SHARED:
@@ -252,7 +249,7 @@ class Budget:
         todo = list(buckets)
         params = {**_window_params(windows), **params}
         for _ in range(2):
-            rows = autocommit_rows(conn, statement(tuple(todo)), params)
+            rows = conn.execute(statement(tuple(todo)), params)
             changed.update((row.bucket, (row.used, row.allowed)) for row in rows)
             todo = [bucket for bucket in todo if bucket not in changed]
             if not todo or not self._create(conn, windows, todo):
@@ -261,13 +258,16 @@ class Budget:
 
     def _create(self, conn: Connection, windows: dict[str, int], buckets: list[str]) -> bool:
         """Create the rows of buckets never used yet; whether any was missing."""
-        found = select(_ROW.c.bucket).where(one_of(_ROW.c.bucket, tuple(buckets)))
-        missing = set(buckets) - {row.bucket for row in autocommit_rows(conn, found, {})}
+        found = select(_ROW.c.bucket).where(_ROW.c.bucket.in_(tuple(buckets)))
+        missing = set(buckets) - {row.bucket for row in conn.execute(found)}
         for bucket in missing:
             window = windows.get(bucket, windows[SHORT])  # a runner's row counts 15 minutes
             row = {"bucket": bucket, "window_index": window, "used": 0}
-            with suppress(IntegrityError):  # another worker created it first
-                conn.execute(insert(RateBudget).values(**row, allowed=self.limits.get(bucket, 0)))
+            conn.execute(
+                insert_for(conn.dialect.name, _ROW)
+                .values(**row, allowed=self.limits.get(bucket, 0))
+                .on_conflict_do_nothing(index_elements=["bucket"])  # another worker's first
+            )
         return bool(missing)
 
     def refund(self, calls: int = 1) -> None:
@@ -275,13 +275,13 @@ class Budget:
         windows = self._windows(self.clock())
         athlete = _CHARGED.get()
         mine = runner_bucket(athlete) if athlete is not None else None
-        with self.db.write_lock, self.db.autocommit() as conn:
+        with self.db.engine.begin() as conn:
             _give_back(conn, windows, SHARED + ((mine,) if mine else ()), calls, mine)
 
     def forget_old_windows(self) -> None:
         """Delete the runners' rows of past 15-minute windows (the sweep calls this)."""
         window = self._windows(self.clock())[SHORT]
-        with self.db.write_lock, self.db.session() as session:
+        with self.db.session() as session:
             session.execute(
                 delete(RateBudget).where(
                     RateBudget.bucket.not_in(SHARED), RateBudget.window_index < window
@@ -308,7 +308,7 @@ class Budget:
                 news[bucket] = (limit, usage)
         if not news:
             return
-        with self.db.write_lock, self.db.autocommit() as conn:
+        with self.db.engine.begin() as conn:
             for bucket, (limit, usage) in news.items():
                 params = {"limit": limit, "usage": usage}
                 known = self._update(conn, _observe, windows, (bucket,), params)
@@ -337,7 +337,7 @@ def _give_back(
     """Return `calls` to the buckets' rows (a runner's is `mine`), in the windows they were
     taken from."""
     params = {**_window_params(windows), "calls": calls, "mine": mine}
-    autocommit_rows(conn, _refund(buckets), params)
+    conn.execute(_refund(buckets), params)
 
 
 def _others_within_share(
@@ -346,16 +346,14 @@ def _others_within_share(
     """Whether another runner has an event waiting and has not had their own share of this
     15-minute window (runners all over their share compete freely for what is left)."""
     params = {"athlete": athlete, "now": dt.datetime.fromtimestamp(now, dt.UTC)}
-    owners = [row.owner_id for row in autocommit_rows(conn, _OTHERS_WAITING, params)]
+    owners = [row.owner_id for row in conn.execute(_OTHERS_WAITING, params)]
     if not owners:
         return False
     buckets = {runner_bucket(owner): owner for owner in owners}
     found = select(_ROW.c.bucket, _ROW.c.used).where(
-        one_of(_ROW.c.bucket, tuple(buckets)), _ROW.c.window_index == window
+        _ROW.c.bucket.in_(tuple(buckets)), _ROW.c.window_index == window
     )
-    over = {
-        row.bucket for row in autocommit_rows(conn, found, {}) if row.used > allowed * RUNNER_SHARE
-    }
+    over = {row.bucket for row in conn.execute(found) if row.used > allowed * RUNNER_SHARE}
     return len(over) < len(buckets)
 
 

@@ -596,7 +596,7 @@ def clinic_create(slug: str, name: str, email: str, booking_url: str | None) -> 
     from strava_massage.runner import InputError
 
     db = current_app.extensions["db"]
-    with db.write_lock, db.session() as session:
+    with db.session() as session:
         try:
             clinic, staff = clinics.create_clinic(session, slug, name, email, booking_url)
         except InputError as e:
@@ -620,7 +620,7 @@ def clinic_add_staff(slug: str, email: str) -> None:
     from strava_massage.runner import InputError
 
     db = current_app.extensions["db"]
-    with db.write_lock, db.session() as session:
+    with db.session() as session:
         clinic = clinics.find_clinic(session, slug)
         if clinic is None:
             raise click.ClickException(f"no clinic {slug!r}")
@@ -644,7 +644,7 @@ def clinic_reset_password(email: str) -> None:
     from strava_massage.models import ClinicStaff
 
     db = current_app.extensions["db"]
-    with db.write_lock, db.session() as session:
+    with db.session() as session:
         staff = session.scalar(
             select(ClinicStaff).where(ClinicStaff.email == email.strip().lower())
         )
@@ -664,7 +664,7 @@ def clinic_remove_staff(email: str) -> None:
     from strava_massage.runner import InputError
 
     db = current_app.extensions["db"]
-    with db.write_lock, db.session() as session:
+    with db.session() as session:
         try:
             staff = clinics.remove_staff(session, email)
         except InputError as e:

@@ -158,15 +158,6 @@ def normalise_source(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _note_for(advice: Advice, wording: Wording) -> str:
-    """The note for one sample runner, or TemplateRefused saying why it cannot be used.
-
-    notes.py would drop the booking link to make an over-long note fit: the link is what the
-    clinic is there for, so its strict mode refuses the wording instead, saying how much to cut.
-    """
-    return render_note(advice, wording=wording, strict=True)
-
-
 def check_template(
     kind: str,
     source: str,
@@ -183,11 +174,13 @@ def check_template(
     if kind not in KINDS:
         raise KeyError(kind)
     wording = Wording(clinic_name, booking_url, {kind: source})
-    shown = _note_for(sample_advice(kind, units, settings), wording)
+    # notes.py would drop the booking link to make an over-long note fit: the link is what the
+    # clinic is there for, so strict mode refuses the wording instead, saying how much to cut.
+    shown = render_note(sample_advice(kind, units, settings), wording=wording, strict=True)
     # The numbers read a little differently in the other units: that runner must fit too.
     for other in UNITS:
         if other != units:
-            _note_for(sample_advice(kind, other, settings), wording)
+            render_note(sample_advice(kind, other, settings), wording=wording, strict=True)
     return shown
 
 

@@ -35,6 +35,7 @@ from strava_massage.models import (
     ConsentChange,
     LoginThrottle,
     MassageSession,
+    aware,
     table_of,
 )
 from strava_massage.processing import runner_settings
@@ -167,11 +168,6 @@ def set_password(staff: ClinicStaff, password: str) -> None:
     staff.reset_expires_at = None
     staff.failed_logins, staff.locked_until = 0, None
     end_sessions(staff)  # a changed password logs out every browser, a thief's too
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands stored times back naive; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class LoginPaused(Exception):
@@ -337,7 +333,7 @@ def staff_for_reset(session: Session, token: str, now: dt.datetime) -> ClinicSta
     staff = session.scalar(select(ClinicStaff).where(ClinicStaff.reset_hash == _token_hash(token)))
     if staff is None or staff.reset_expires_at is None:
         return None
-    return staff if now < _aware(staff.reset_expires_at) else None
+    return staff if now < aware(staff.reset_expires_at) else None
 
 
 def _record_consent(session: Session, athlete: Athlete, shared: bool, now: dt.datetime) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from strava_massage import ledger
+from strava_massage.ledger import Week
 from strava_massage.models import Activity, Athlete, MassageSession, Note
 from strava_massage.processing import clinic_of, runner_settings
 
@@ -26,15 +27,6 @@ def runner_today(athlete: Athlete, now: dt.datetime | None = None) -> dt.date:
     except (ZoneInfoNotFoundError, ValueError):
         zone = dt.UTC
     return now.astimezone(zone).date()
-
-
-@dataclass(frozen=True)
-class Week:
-    """One week of the chart: its Monday, distance run, and massage sessions in it."""
-
-    start: dt.date
-    metres: float
-    sessions: tuple[dt.date, ...]
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ def weekly(
     ):
         sessions[(day - first).days // 7].append(day)
     return [
-        Week(first + dt.timedelta(weeks=i), metres[i], tuple(sorted(sessions[i])))
+        Week(first + dt.timedelta(weeks=i), metres[i], sessions=tuple(sorted(sessions[i])))
         for i in range(count)
     ]
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Date, bindparam, case, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from strava_massage.db import insert_for
 from strava_massage.models import Activity, Athlete, MassageSession, Note, table_of
 from strava_massage.strava import ActivityInfo
 
-# The worker runs these on a Core connection (cheaper per statement), the pages in a session.
+# The worker runs these on a Core connection, the pages in a session.
 Executor = Session | Connection
 
 
@@ -40,8 +39,9 @@ _RUN_COLUMNS = (
 def _upsert_statement(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (id) DO UPDATE for this dialect, built once with bound parameters."""
     if dialect not in _UPSERTS:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(table_of(Activity)).values({c: bindparam(c) for c in ("id", *_RUN_COLUMNS)})
+        stmt = insert_for(dialect, table_of(Activity)).values(
+            {c: bindparam(c) for c in ("id", *_RUN_COLUMNS)}
+        )
         changed = {c: stmt.excluded[c] for c in _RUN_COLUMNS}
         _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["id"], set_=changed)
     return _UPSERTS[dialect]
@@ -52,8 +52,7 @@ def _dialect(session: Executor) -> str:
     return (session.get_bind() if isinstance(session, Session) else session).dialect.name
 
 
-# A query is a prebuilt statement and its parameters: the functions below run them, and the
-# worker on PostgreSQL sends several together (processing.py).
+# A query is a prebuilt statement and its parameters, for the caller to run.
 Query = tuple[Any, dict[str, Any]]
 
 
@@ -105,10 +104,22 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-# The queries below run for every note, so each is built once with bound parameters: building
-# the expression per call cost more than running it. On PostgreSQL each statement is a round
-# trip, the largest part of a note's cost, so the totals and the dates around them are read by
-# one statement (scalar subqueries beside the window sums).
+@dataclass(frozen=True)
+class Week:
+    """A Monday-to-Sunday week: its Monday and the distance run in it, and what a view adds:
+    the massage sessions in it (the dashboard's chart), or the distance of the 28 days to its
+    end and its notes (the preview's replay)."""
+
+    start: dt.date
+    metres: float
+    sessions: tuple[dt.date, ...] = ()
+    rolling28_m: float = 0.0
+    notes: tuple[Any, ...] = ()
+
+
+# The queries below run for every note, so each is built once with bound parameters; the
+# totals and the dates around them are read by one statement (scalar subqueries beside the
+# window sums).
 _LAST_MASSAGE = (
     select(func.max(MassageSession.on))
     .where(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -19,17 +19,15 @@ from sqlalchemy import func, select
 
 from strava_massage.models import Event
 
+if TYPE_CHECKING:
+    from strava_massage.processing import Outcome
+
 _ID = re.compile(r"/\d+(?=/|$)")
 
 
 def endpoint_label(path: str) -> str:
     """A URL path with ids folded, so every activity shares one label."""
     return _ID.sub("/{id}", path.split("?", 1)[0])
-
-
-def outcome_label(outcome: str) -> str:
-    """The kind of an outcome without its details: "note written (tip)" is "note written"."""
-    return re.split(r"[(:;]", outcome, maxsplit=1)[0].strip() or "unknown"
 
 
 class Metrics:
@@ -45,7 +43,7 @@ class Metrics:
         )
         self.outcomes = Counter(
             "legwork_events_handled",
-            "Events this process handled, by outcome",
+            "Events this process handled, by kind of outcome",
             ["outcome"],
             registry=self.registry,
         )
@@ -60,9 +58,9 @@ class Metrics:
         """Record one request to Strava."""
         self.strava_calls.labels(method, endpoint_label(path), status).inc()
 
-    def count_outcome(self, outcome: str) -> None:
-        """Record how one event ended (this time round)."""
-        self.outcomes.labels(outcome_label(outcome)).inc()
+    def count_outcome(self, outcome: Outcome) -> None:
+        """Record how one event ended (this time round), by its kind."""
+        self.outcomes.labels(outcome.kind.value).inc()
 
     def watch(self, db: Any, budget: Any, tasks: Any) -> None:
         """Report the shared state too, read when scraped."""

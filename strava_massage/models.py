@@ -20,7 +20,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,6 +29,11 @@ from strava_massage.advice.state import Units
 def utcnow() -> dt.datetime:
     """Timezone-aware now, called per row (never evaluated once at import)."""
     return dt.datetime.now(dt.UTC)
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime: SQLite hands them back naive."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def first_session_version() -> int:
@@ -45,15 +49,6 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> Table:
     """A model's Table, for statements built once on the table rather than the ORM class."""
     return cast(Table, model.__table__)  # declared as the wider FromClause
-
-
-def one_of(column: Any, values: tuple[str, ...]) -> Any:
-    """`column IN values`, spelled as ORs for the worker's statements built once.
-
-    SQLAlchemy renders an IN list's parameters anew at every execution, which cost half as
-    much again as the rest of a statement's work in Python (benchmarks/README.md).
-    """
-    return or_(*(column == value for value in values))
 
 
 class Athlete(Base):

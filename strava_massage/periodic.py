@@ -7,10 +7,8 @@ sweep stopping with it; the task body first takes its turn here, and only the wi
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from strava_massage.db import Database
+from strava_massage.db import Database, insert_for
 from strava_massage.models import PeriodicRun
 
 
@@ -30,9 +28,9 @@ def take_turn(db: Database, name: str, now: float, interval: float) -> bool:
         if won is None:
             # The task's first run ever: the row is created by whoever inserts it first.
             dialect = session.get_bind().dialect.name
-            stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(PeriodicRun)
             won = session.execute(
-                stmt.values(name=name, slot=slot)
+                insert_for(dialect, PeriodicRun)
+                .values(name=name, slot=slot)
                 .on_conflict_do_nothing(index_elements=["name"])
                 .returning(PeriodicRun.name)
             ).first()

@@ -24,7 +24,16 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from strava_massage import ledger, runner
-from strava_massage.advice import DEFAULTS, KINDS, AdviceSettings, Units, format_distance
+from strava_massage.advice import (
+    DEFAULTS,
+    KINDS,
+    WORKOUT_LONG_RUN,
+    WORKOUT_RACE,
+    WORKOUT_WORKOUT,
+    AdviceSettings,
+    Units,
+    format_distance,
+)
 from strava_massage.db import Database
 from strava_massage.models import Athlete, Base, MassageSession
 from strava_massage.processing import decide_note
@@ -38,9 +47,9 @@ WORKOUT_CODES = frozenset({0, 1, 2, 3, 10, 11, 12})
 WORKOUT_LABELS: dict[str, int | None] = {
     "": None,
     "default": None,
-    "race": 1,
-    "long run": 2,
-    "workout": 3,
+    "race": WORKOUT_RACE,
+    "long run": WORKOUT_LONG_RUN,
+    "workout": WORKOUT_WORKOUT,
 }
 # What a row can hold and still be a run the rules can reason about; anything past it is a bad
 # row, not a crash deeper down (dates the calendar arithmetic overflows, integers SQLite refuses).
@@ -122,16 +131,6 @@ class PreviewNote:
                 "note": self.text,
             }
         )
-
-
-@dataclass(frozen=True)
-class Week:
-    """A Monday-to-Sunday week of the replay."""
-
-    start: dt.date
-    total_m: float
-    rolling28_m: float
-    notes: list[PreviewNote]
 
 
 # A file or zip member that cannot be read: damaged, truncated, encrypted (RuntimeError), or
@@ -431,7 +430,7 @@ def replay(
     return out
 
 
-def weeks(notes: Sequence[PreviewNote]) -> list[Week]:
+def weeks(notes: Sequence[PreviewNote]) -> list[ledger.Week]:
     """Group the replay by Monday-to-Sunday week, with each week's total and 28-day volume."""
     by_week: dict[dt.date, list[PreviewNote]] = {}
     for note in notes:
@@ -442,7 +441,9 @@ def weeks(notes: Sequence[PreviewNote]) -> list[Week]:
     for start, items in sorted(by_week.items()):
         end = start + dt.timedelta(days=6)
         lo, hi = bisect_left(dates, end - dt.timedelta(days=27)), bisect_right(dates, end)
-        out.append(Week(start, sum(n.distance_m for n in items), running[hi] - running[lo], items))
+        total = sum(n.distance_m for n in items)
+        rolling28 = running[hi] - running[lo]
+        out.append(ledger.Week(start, total, rolling28_m=rolling28, notes=tuple(items)))
     return out
 
 
@@ -474,7 +475,7 @@ def format_preview(
     for week in weeks(notes):
         yield ""
         yield (
-            f"week of {week.start}  {len(week.notes)} run(s)  {format_distance(week.total_m, u)}"
+            f"week of {week.start}  {len(week.notes)} run(s)  {format_distance(week.metres, u)}"
             f"  (28 days: {format_distance(week.rolling28_m, u)})"
         )
         for note in week.notes:

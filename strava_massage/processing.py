@@ -13,17 +13,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, true, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from strava_massage import ledger
 from strava_massage.advice import (
     DEFAULTS,
     MONTHLY_CHECKIN,
+    RUN_TYPES,
     AdviceSettings,
     Niggle,
     PastNote,
@@ -34,7 +34,7 @@ from strava_massage.advice import (
 from strava_massage.advice.settings import with_overrides
 from strava_massage.budget import FairShare, charged_to
 from strava_massage.crypto import TokenBox
-from strava_massage.db import Database, Driver
+from strava_massage.db import Database, insert_for
 from strava_massage.ledger import Executor
 from strava_massage.logfmt import life_line
 from strava_massage.merge import make_block, merge_note
@@ -48,13 +48,12 @@ from strava_massage.models import (
     Note,
     OAuthState,
     Token,
-    one_of,
+    aware,
     table_of,
     utcnow,
 )
 from strava_massage.notes import Wording, render_note
 from strava_massage.strava import (
-    RUN_TYPES,
     ActivityInfo,
     NotFound,
     RateLimited,
@@ -84,11 +83,8 @@ class Services:
     lease_seconds: float = 20.0
     max_attempts: int = 6
     retry_base_seconds: float = 5.0  # first retry's wait; doubled for each further attempt
-    on_outcome: Callable[[str], None] = field(default=lambda outcome: None)  # for /metrics
+    on_outcome: Callable[[Outcome], None] = field(default=lambda outcome: None)  # for /metrics
     clock: Callable[[], float] = field(default=time.time)
-    # Events this process handled in a runner's drain, whose own tasks are still queued: a
-    # hint that such a task can stop at one read. The events table stays the truth.
-    drained: set[int] = field(default_factory=set)
     # The claims this process is working on, {event id: (claim, since)}: the lease keeper
     # renews their leases every few seconds (renew_leases), so a short lease only ends when its
     # holder dies, or after HOLD_MAX seconds for a job that hangs.
@@ -102,12 +98,55 @@ class Services:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
 
-class Done(Exception):
-    """Ends an event cleanly, with a short outcome, without retrying."""
+class OutcomeKind(StrEnum):
+    """What became of an event, without its details: what /metrics counts."""
 
-    def __init__(self, outcome: str, status: str = "done") -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
+    NOTE_WRITTEN = "note written"
+    NOTE_IN_PRIVATE_NOTE = "note in private note"
+    NOTE_PRESENT = "note already present"
+    NOTE_ALREADY_WRITTEN = "ledger updated, note already written"
+    NOTES_PAUSED = "counted, notes paused"
+    NOT_A_RUN = "not a run"
+    ACTIVITY_DELETED = "activity deleted"
+    ACTIVITY_NOT_FOUND = "activity not found on Strava"
+    OTHER_ATHLETES = "activity belongs to another athlete"
+    HISTORY_IMPORTED = "history imported"
+    ATHLETE_GONE = "athlete gone before their history was imported"
+    ACCESS_CONFIRMED = "access still granted at Strava"
+    ACCESS_REVOKED = "access revoked at Strava, all their data deleted"
+    DEAUTHORIZED = "athlete deauthorized, all their data deleted"
+    DEAUTH_NOT_CONFIRMED = "deauthorization not confirmed by Strava, ignored"
+    ATHLETE_UPDATE_IGNORED = "athlete update ignored"
+    UNKNOWN_ATHLETE = "unknown athlete"
+    UNCONNECTED = "athlete has no token"
+    ACCESS_REFUSED = "Strava refused the athlete's token (access revoked?)"
+    LEFT_ALONE = "left alone"  # Strava refused the write: access revoked or run deleted
+    CLAIM_LOST = "claim lost"
+    DEFERRED = "deferred"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    NOT_CLAIMABLE = "not claimable (finished, deferred or held by another worker)"
+    WAITING = "waiting: another event of this runner is in progress"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one handling of an event ended: its kind, and what varies within it."""
+
+    kind: OutcomeKind
+    detail: str = ""
+
+    def __str__(self) -> str:
+        """The text stored on the event and logged: "note written (recovery_tip)"."""
+        return f"{self.kind.value} ({self.detail})" if self.detail else self.kind.value
+
+
+class Done(Exception):
+    """Ends an event cleanly, with its outcome, without retrying."""
+
+    def __init__(self, kind: OutcomeKind, status: str = "done", detail: str = "") -> None:
+        super().__init__(kind)
+        self.outcome = Outcome(kind, detail)
         self.status = status
 
 
@@ -142,14 +181,12 @@ class Claimed:
     runner: Runner | None = None
 
 
-# The events whose claim also reads the runner (in the same transaction: no second checkout).
+# The events whose claim also reads the runner (in the claim's transaction).
 RUNNER_ASPECTS = ("create", "update")
 _CLAIMED = ("id", "owner_id", "object_type", "object_id", "aspect_type", "updates", "attempts")
 
 
-# The worker's statements are built once, on the tables: building an expression per call and
-# the ORM's bookkeeping for an UPDATE cost more than the database running it (the pipeline
-# benchmark's "service overhead per event").
+# The worker's statements, built once on the tables: they run for every event.
 _EVENTS = table_of(Event)
 _NOTES = table_of(Note)
 _ACTIVITIES = table_of(Activity)
@@ -158,9 +195,6 @@ OPEN = ("pending", "processing")
 _STATE = select(_EVENTS.c.owner_id, _EVENTS.c.status, _EVENTS.c.due_at).where(
     _EVENTS.c.id == bindparam("event_id")
 )
-# PostgreSQL: the same read also serialises claims for this runner until commit; two claims
-# for different events would otherwise both see no other claim under READ COMMITTED.
-_LOCKED_STATE = _STATE.add_columns(func.pg_advisory_xact_lock(_EVENTS.c.owner_id))
 _OTHER = _EVENTS.alias("other")
 
 
@@ -178,14 +212,12 @@ def _held(owner: Any) -> Any:
     )
 
 
-_HELD = _held(bindparam("owner"))
-# PostgreSQL sends the claim's statements together, before the event's owner is known.
-_OWNER = select(_EVENTS.c.owner_id).where(_EVENTS.c.id == bindparam("event_id"))
+_HELD = select(_held(bindparam("owner")))
 _CLAIM = (
     update(_EVENTS)
     .where(
         _EVENTS.c.id == bindparam("event_id"),
-        one_of(_EVENTS.c.status, OPEN),
+        _EVENTS.c.status.in_(OPEN),
         _EVENTS.c.due_at <= bindparam("now"),
         ~_held(_EVENTS.c.owner_id),
     )
@@ -210,14 +242,22 @@ _ENDINGS = {
 }
 _NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
     _EVENTS.c.owner_id == bindparam("owner"),
-    one_of(_EVENTS.c.status, OPEN),
+    _EVENTS.c.status.in_(OPEN),
     _EVENTS.c.due_at <= bindparam("now"),
 )
 _ATHLETES, _TOKENS, _CLINICS = table_of(Athlete), table_of(Token), table_of(Clinic)
-# What a note needs of the runner's clinic: not its logo.
-_CLINIC_OF = select(
-    *(_CLINICS.c[c] for c in ("id", "name", "booking_url", "advice_overrides", "note_templates"))
-).where(_CLINICS.c.id == bindparam("clinic_id"))
+# Claims of one runner's events take turns on the runner's row: under READ COMMITTED two claims
+# of different events would otherwise both see no other claim. (SQLite has no row locks; its
+# transactions take the database's write lock when they begin.)
+_LOCK_RUNNER = (
+    select(_ATHLETES.c.id)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
+    .with_for_update(key_share=True)
+)
+# A runner's clinic as their notes and pages show it: everything but the logo's bytes.
+_CLINIC_OF = select(*(c for c in _CLINICS.columns if c.key != "logo")).where(
+    _CLINICS.c.id == bindparam("clinic_id")
+)
 # The runner and their token, under names that cannot clash with the claimed event's.
 _RUNNER_COLUMNS = (
     *(column.label(f"runner_{column.key}") for column in _ATHLETES.columns),
@@ -232,21 +272,6 @@ _RUNNER = (
 )
 
 
-def _claim_with_runner() -> Any:
-    """PostgreSQL: the claim and, for a new or changed activity, its runner, in one statement.
-
-    Always one row: `busy` says whether another claim of the runner's holds, seen in the
-    claim's own snapshot; the claimed event's columns are null when it was not claimed.
-    """
-    claimed = _CLAIM.cte("claimed")
-    busy = select(_held(_OWNER.scalar_subquery()).label("busy")).subquery("busy")
-    wanted = (claimed.c.object_type == "activity") & one_of(claimed.c.aspect_type, RUNNER_ASPECTS)
-    runner = (_ATHLETES.c.id == claimed.c.owner_id) & wanted
-    found = busy.outerjoin(claimed, true()).outerjoin(_WITH_TOKEN, runner)
-    return select(busy.c.busy, claimed, *_RUNNER_COLUMNS).select_from(found)
-
-
-_CLAIM_WITH_RUNNER = _claim_with_runner()
 _NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
 _RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
 _SET_TIMEZONE = (
@@ -261,24 +286,6 @@ _WRITTEN = (
 )
 
 
-def _finish_in_one(ended: bool) -> Any:
-    """PostgreSQL: the three statements of `_finish` as one, which commits on its own.
-
-    Its data-modifying CTEs and the SELECT share a snapshot taken before either update, so the
-    finished event is left out of the runner's other events and judged on what it returns.
-    """
-    finished = _ENDINGS[ended].returning(*(_EVENTS.c[c] for c in ("id", "status", "due_at")))
-    done = finished.cte("finished")
-    due = union_all(
-        _NEXT_DUE.with_only_columns(_EVENTS.c.id).where(_EVENTS.c.id != bindparam("event_id")),
-        select(done.c.id).where(one_of(done.c.status, OPEN), done.c.due_at <= bindparam("now")),
-    ).subquery()
-    return select(func.min(due.c.id)).add_cte(_WRITTEN.cte("written"))
-
-
-_FINISH_IN_ONE = {ended: _finish_in_one(ended) for ended in (False, True)}
-
-
 def claim(svc: Services, event_id: int) -> Claimed | None:
     """Take the event for this worker until its lease ends; None if done or held elsewhere.
 
@@ -288,55 +295,25 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
     """
     now = svc.now()
     lease_end = now + dt.timedelta(seconds=svc.lease_seconds)
-    if svc.db.dialect == "postgresql":
-        return _claim_postgres(svc, event_id, now, lease_end)
-    with svc.db.jobs.connect() as conn:
+    with svc.db.engine.begin() as conn:
         state: Any = conn.execute(_STATE, {"event_id": event_id}).first()
         # Most tasks of a busy runner find their event finished by the runner's drain (below).
         if not _claimable(state, now):
             return None
+        conn.execute(_LOCK_RUNNER, {"athlete_id": state.owner_id})
         params = {"event_id": event_id, "owner": state.owner_id, "now": now}
-        with svc.db.write_lock:
-            row = conn.execute(_CLAIM, {**params, "lease_end": lease_end}).first()
-            if row is None:
-                busy = conn.scalar(select(_HELD), params)
-                conn.rollback()
-                if busy:
-                    raise AthleteBusy(state.owner_id)
-                return None
-            runner = _read_runner(conn, row)
-            conn.commit()
-    return _claimed(row._asdict(), runner)
-
-
-def _claim_postgres(
-    svc: Services, event_id: int, now: dt.datetime, lease_end: dt.datetime
-) -> Claimed | None:
-    """The claim on PostgreSQL: the runner's lock, the claim and the commit in one round trip.
-
-    The lock is taken by a statement of its own, so the claim after it (which also says
-    whether another claim holds the runner) sees every claim committed before it was granted.
-    """
-    params = {"event_id": event_id, "now": now}
-    with svc.db.driver() as pg:
-        with pg.pipeline():
-            state = pg.send(_LOCKED_STATE, params)
-            claimed = pg.send(_CLAIM_WITH_RUNNER, {**params, "lease_end": lease_end})
-            pg.commit()
-        row: Any = claimed.fetchone()
-        if row.id is None:
-            found: Any = state.fetchone()
-            # Not claimed: because of another claim only if the event itself was claimable.
-            if row.busy and _claimable(found, now):
-                raise AthleteBusy(found.owner_id)
+        row = conn.execute(_CLAIM, {**params, "lease_end": lease_end}).first()
+        if row is None:
+            if conn.scalar(_HELD, params):
+                raise AthleteBusy(state.owner_id)
             return None
-    values = row._asdict()
-    return _claimed(values, _runner(values))
+        runner = _read_runner(conn, row)
+    return _claimed(row._asdict(), runner)
 
 
 def _claimable(state: Any, now: dt.datetime) -> bool:
     """Whether an event's state (a row of `_STATE`, or None) lets it be claimed at `now`."""
-    return state is not None and state.status in OPEN and _aware(state.due_at) <= now
+    return state is not None and state.status in OPEN and aware(state.due_at) <= now
 
 
 def _claimed(values: Any, runner: Runner | None) -> Claimed:
@@ -345,75 +322,52 @@ def _claimed(values: Any, runner: Runner | None) -> Claimed:
 
 
 def _read_runner(conn: Connection, row: Any) -> Runner | None:
-    """SQLite: the runner of a claimed new or changed activity, read in the claim's transaction."""
+    """The runner of a claimed new or changed activity, read in the claim's transaction."""
     if not (row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS):
         return None
     found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
     return _runner(found._asdict()) if found is not None else None
 
 
-def _runner(values: Any) -> Runner | None:
-    """The runner and token from a row of `_RUNNER_COLUMNS`; None if there is no runner."""
-    if values["runner_id"] is None:
-        return None
+def _runner(values: Any) -> Runner:
+    """The runner and token from a row of `_RUNNER_COLUMNS`."""
     athlete = Athlete(**{c.key: values[f"runner_{c.key}"] for c in _ATHLETES.columns})
     token = values["access_token"]
     return Runner(athlete, Stored(token, values["expires_at"]) if token else None)
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands stored times back naive; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _finish(
-    svc: Services, event: Claimed, status: str, outcome: str, due_in: float = 0, note: int = 0
+    svc: Services, event: Claimed, status: str, outcome: Outcome, due_in: float = 0, note: int = 0
 ) -> int | None:
     """Record how the event ended (and, if given, that its note is on Strava); returns the
-    runner's next due event, in the same transaction (one statement on PostgreSQL)."""
+    runner's next due event, read in the same transaction."""
     now = svc.now()
     ended = status != "pending"
     at = now if ended else now + dt.timedelta(seconds=due_in)
-    ending = {"event_id": event.id, "status": status, "outcome": outcome[:200], "at": at}
-    written = {"note_id": note, "now": now}
-    due = {"owner": event.owner_id, "event_id": event.id, "now": now}
-    following: int | None
-    if svc.db.dialect == "postgresql":
-        with svc.db.driver(autocommit=True) as pg:
-            row = pg.send(_FINISH_IN_ONE[ended], ending | written | due).fetchone()
-        return row[0] if row is not None else None
-    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+    ending = {"event_id": event.id, "status": status, "outcome": str(outcome)[:200], "at": at}
+    with svc.db.engine.begin() as conn:
         if note:
-            conn.execute(_WRITTEN, written)
+            conn.execute(_WRITTEN, {"note_id": note, "now": now})
         conn.execute(_ENDINGS[ended], ending)
-        following = conn.scalar(_NEXT_DUE, due)
-        conn.commit()
+        following: int | None = conn.scalar(
+            _NEXT_DUE, {"owner": event.owner_id, "event_id": event.id, "now": now}
+        )
     return following
 
 
-def process_event(svc: Services, event_id: int) -> str:
+def process_event(svc: Services, event_id: int) -> Outcome:
     """Process one event end to end; returns its outcome. Safe to call any number of times.
 
     Then take the runner's other due events, one by one: claims that found the runner busy
     left theirs to the holder rather than polling for their turn.
     """
-    with svc.db.pinned():  # one jobs connection for all the steps
-        return _process_event(svc, event_id)
-
-
-def _process_event(svc: Services, event_id: int) -> str:
-    """`process_event`, inside its pinned connection."""
-    if event_id in svc.drained:
-        svc.drained.discard(event_id)
-        if _ended(svc, event_id):
-            return NOT_CLAIMABLE
     try:
         event = claim(svc, event_id)
     except AthleteBusy:
-        return "waiting: another event of this runner is in progress"
+        return Outcome(OutcomeKind.WAITING)
     if event is None:
-        return NOT_CLAIMABLE
-    outcome, next_id = _process_claimed(svc, event)
+        return Outcome(OutcomeKind.NOT_CLAIMABLE)
+    outcome, next_id = process_claimed(svc, event)
     while next_id is not None:
         try:
             following = claim(svc, next_id)
@@ -421,34 +375,11 @@ def _process_event(svc: Services, event_id: int) -> str:
             break  # another worker has the runner now, and drains in turn
         if following is None:
             break
-        if len(svc.drained) >= DRAINED_HINTS:
-            svc.drained.clear()  # hints whose tasks another process took: drop them all
-        svc.drained.add(following.id)
-        _, next_id = _process_claimed(svc, following)
+        _, next_id = process_claimed(svc, following)
     return outcome
 
 
-NOT_CLAIMABLE = "not claimable (finished, deferred or held by another worker)"
-DRAINED_HINTS = 10_000
-_STATUS = select(_EVENTS.c.status).where(_EVENTS.c.id == bindparam("event_id"))
-
-
-def _ended(svc: Services, event_id: int) -> bool:
-    """Whether the event is finished (or gone), read in one statement outside a transaction.
-
-    The claim's transaction costs three round trips on PostgreSQL (BEGIN, the locked read,
-    ROLLBACK) to find the same; a drained event's task usually finds it finished.
-    """
-    if svc.db.dialect == "postgresql":
-        with svc.db.driver(autocommit=True) as pg:
-            row = pg.send(_STATUS, {"event_id": event_id}).fetchone()
-        return row is None or row.status not in OPEN
-    with svc.db.autocommit() as conn:
-        status = conn.scalar(_STATUS, {"event_id": event_id})
-    return status not in OPEN
-
-
-def _process_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
+def process_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]:
     """Handle a claimed event and record how it ended; (outcome, the runner's next due event).
 
     Its lease is renewed by the lease keeper while it runs, and its Strava calls are charged
@@ -468,11 +399,11 @@ def _process_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
 class Handled:
     """How an event ended, and the note it put on Strava (marked written with the event)."""
 
-    outcome: str
+    outcome: Outcome
     note_id: int = 0
 
 
-def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
+def _run_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]:
     """Handle a claimed event and store how it ended; (outcome, the runner's next due event)."""
     where = {"object": f"{event.object_type}:{event.object_id}", "attempt": event.attempts}
 
@@ -480,7 +411,7 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
         return life_line(stage, event.id, event.owner_id, **where, **fields)
 
     try:
-        handled = _handle(svc, event)
+        handled = handle(svc, event)
     except Done as done:
         following = _finish(svc, event, done.status, done.outcome)
         log.info(line("processed", status=done.status, outcome=done.outcome))
@@ -488,19 +419,20 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
     except ClaimLost:
         svc.strava.refund()  # the PUT reserved with the GET is the other worker's to make
         log.warning(line("abandoned", reason="lease ran out; another worker has it"))
-        return "claim lost", None
+        return Outcome(OutcomeKind.CLAIM_LOST), None
     except RateLimited as e:
         # Not a failure: the budget is spent, or this runner had their fair share of a short
         # window while others wait. Come back at the window's reset (or, for a fair share,
         # a minute later).
         reason = "fair share" if isinstance(e, FairShare) else "rate limit"
-        following = _finish(svc, event, "pending", f"deferred: {reason}", e.retry_after)
+        outcome = Outcome(OutcomeKind.DEFERRED, reason)
+        following = _finish(svc, event, "pending", outcome, e.retry_after)
         svc.enqueue(event.id, e.retry_after)
         log.info(line("deferred", wait=f"{e.retry_after:.0f}s", reason=reason))
-        return "deferred", following
+        return outcome, following
     except (Unauthorized, NotFound) as e:
         # Between our GET and PUT the runner revoked access or deleted the run: nothing to do.
-        outcome = f"Strava answered {type(e).__name__} while writing; left alone"
+        outcome = Outcome(OutcomeKind.LEFT_ALONE, f"Strava answered {type(e).__name__}")
         following = _finish(svc, event, "skipped", outcome)
         log.info(line("processed", status="skipped", outcome=outcome))
         return outcome, following
@@ -509,12 +441,13 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
         if transient and event.attempts < svc.max_attempts:
             return _retry(svc, event, line, e)
         # A dead letter, visible in `strava-massage events --failed`, never a silent loop.
-        following = _finish(svc, event, "failed", f"{type(e).__name__}: {e}")
+        outcome = Outcome(OutcomeKind.FAILED, f"{type(e).__name__}: {e}")
+        following = _finish(svc, event, "failed", outcome)
         if isinstance(e, StravaError):
             log.warning(line("failed", reason=e))
         else:
             log.exception(line("failed", reason=f"{type(e).__name__} (a bug)"))
-        return "failed", following
+        return outcome, following
     following = _finish(svc, event, "done", handled.outcome, note=handled.note_id)
     log.info(line("processed", status="done", outcome=handled.outcome))
     return handled.outcome, following
@@ -522,38 +455,39 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[str, int | None]:
 
 def _retry(
     svc: Services, event: Claimed, line: Callable[..., str], e: Exception
-) -> tuple[str, int | None]:
+) -> tuple[Outcome, int | None]:
     """Hand a temporary failure back to the queue with exponential backoff and jitter."""
     delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
     delay *= random.uniform(0.8, 1.2)  # jitter, so a burst of failures spreads out
-    following = _finish(svc, event, "pending", f"retrying: {e}", delay)
+    outcome = Outcome(OutcomeKind.RETRYING, str(e))
+    following = _finish(svc, event, "pending", outcome, delay)
     svc.enqueue(event.id, delay)
     log.info(line("retrying", wait=f"{delay:.1f}s", reason=e))
-    return "retrying", following
+    return outcome, following
 
 
-def _handle(svc: Services, event: Claimed) -> Handled:
-    """Dispatch on the event's kind."""
+def handle(svc: Services, event: Claimed) -> Handled:
+    """Do what a claimed event asks, by its kind (without recording how it ended)."""
     if event.aspect_type == "backfill":
         return Handled(_backfill(svc, event))
     if event.aspect_type == "check":
         # Our own monthly question for a runner we have not heard of: is the app still allowed?
         if not _revoked_at_strava(svc, event.owner_id):
-            raise Done(ACCESS_CONFIRMED)
+            raise Done(OutcomeKind.ACCESS_CONFIRMED)
         delete_athlete(svc.db, event.owner_id)  # this event included
         log.warning("runner %s revoked access at Strava: all their data deleted", event.owner_id)
-        raise Done("access revoked at Strava: all their data deleted")
+        raise Done(OutcomeKind.ACCESS_REVOKED)
     if event.object_type == "athlete":
         if str(event.updates.get("authorized", "")).lower() == "false":
             # Events are unsigned: only Strava refusing the runner's token proves it.
             if not _revoked_at_strava(svc, event.owner_id):
-                raise Done(DEAUTH_NOT_CONFIRMED, "skipped")
+                raise Done(OutcomeKind.DEAUTH_NOT_CONFIRMED, "skipped")
             delete_athlete(svc.db, event.owner_id)  # this event included
-            raise Done("athlete deauthorized: all their data deleted")
-        raise Done("athlete update ignored", "skipped")
+            raise Done(OutcomeKind.DEAUTHORIZED)
+        raise Done(OutcomeKind.ATHLETE_UPDATE_IGNORED, "skipped")
     if event.aspect_type == "delete":
         # Only the owner's rows: an event naming someone else's activity changes nothing.
-        with svc.db.write_lock, svc.db.session() as session:
+        with svc.db.session() as session:
             removed = ledger.remove_activity(session, event.object_id, event.owner_id)
             session.execute(
                 delete(Note).where(
@@ -561,12 +495,9 @@ def _handle(svc: Services, event: Claimed) -> Handled:
                 )
             )
             session.commit()
-        return Handled("activity deleted: removed from ledger" if removed else "activity deleted")
+        detail = "removed from ledger" if removed else ""
+        return Handled(Outcome(OutcomeKind.ACTIVITY_DELETED, detail))
     return _handle_activity(svc, event)
-
-
-DEAUTH_NOT_CONFIRMED = "deauthorization not confirmed by Strava; ignored"
-ACCESS_CONFIRMED = "access still granted at Strava"
 
 
 def _revoked_at_strava(svc: Services, athlete_id: int) -> bool:
@@ -600,10 +531,10 @@ def _handle_activity(svc: Services, event: Claimed) -> Handled:
     runner = event.runner
     if runner is None:
         # Stored in the instant the runner left: keep nothing about them, not even this.
-        with svc.db.write_lock, svc.db.session() as session:
+        with svc.db.session() as session:
             session.execute(delete(Event).where(Event.id == event.id))
             session.commit()
-        raise Done("unknown athlete", "skipped")  # costs no Strava call
+        raise Done(OutcomeKind.UNKNOWN_ATHLETE, "skipped")  # costs no Strava call
     athlete, stored = runner.athlete, runner.stored
     try:
         token = access_token(
@@ -614,33 +545,33 @@ def _handle_activity(svc: Services, event: Claimed) -> Handled:
             token, event.object_id, low_priority=_likely_not_a_run(svc, event)
         )
     except NoToken:
-        raise Done("athlete has no token", "skipped") from None
+        raise Done(OutcomeKind.UNCONNECTED, "skipped") from None
     except Unauthorized:
-        raise Done("Strava refused the athlete's token (access revoked?)", "skipped") from None
+        raise Done(OutcomeKind.ACCESS_REFUSED, "skipped") from None
     except NotFound:
         # The owner cannot read it: gone, or never theirs. Only the owner's row of it goes.
-        with svc.db.write_lock, svc.db.session() as session:
+        with svc.db.session() as session:
             ledger.remove_activity(session, event.object_id, athlete.id)
             session.commit()
-        raise Done("activity not found on Strava", "skipped") from None
+        raise Done(OutcomeKind.ACTIVITY_NOT_FOUND, "skipped") from None
     if info.athlete_id != athlete.id:
         svc.strava.refund()  # the PUT reserved with the GET: nothing is written
-        raise Done("activity belongs to another athlete", "skipped")
+        raise Done(OutcomeKind.OTHER_ATHLETES, "skipped")
     if not info.is_run:
-        with svc.db.write_lock, svc.db.session() as session:
+        with svc.db.session() as session:
             removed = ledger.remove_activity(session, info.id, athlete.id)
             session.commit()
         svc.strava.refund()
-        raise Done(f"not a run ({info.sport_type})" + ("; left the ledger" if removed else ""))
+        left = ", left the ledger" if removed else ""
+        raise Done(OutcomeKind.NOT_A_RUN, detail=f"{info.sport_type}{left}")
 
-    count = _count_postgres if svc.db.dialect == "postgresql" else _count
-    note = count(svc, event, athlete, info)
+    note = _count(svc, event, athlete, info)
     if note is None:
-        svc.strava.refund()  # the write lock is released: refunding takes it again
-        return Handled("counted; notes paused")
+        svc.strava.refund()
+        return Handled(Outcome(OutcomeKind.NOTES_PAUSED))
     if _already_written(event, note):
         svc.strava.refund()
-        return Handled("ledger updated; note already written")
+        return Handled(Outcome(OutcomeKind.NOTE_ALREADY_WRITTEN))
     return _write_note(svc, token, info, note)
 
 
@@ -654,7 +585,7 @@ def _count(svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo) 
 
     Counted, decided and fenced together. None when the runner paused notes.
     """
-    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+    with svc.db.engine.begin() as conn:
         run = ledger.upsert_run(conn, info)
         zone = _new_zone(athlete, info.timezone)
         if zone:
@@ -665,90 +596,19 @@ def _count(svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo) 
             decided = decide_note(conn, athlete, info.id, svc.advice, run=run)
             note = _store_note(conn, decided)
         if note is not None and not _already_written(event, note):
-            _keep_claim(conn, svc, event)
-        conn.commit()
+            keep_claim(conn, svc, event)
     return note
 
 
-def _count_postgres(
-    svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo
-) -> Note | None:
-    """`_count` on PostgreSQL, in two round trips of one transaction.
-
-    First the run is stored and everything its note looks at is read; then the note is stored
-    and the lease renewed (one statement), and the transaction committed. The commit goes with
-    the renewal, so a lost claim is found after it: what it kept is the run (stored by id) and
-    the note (one a run), which the event's new holder finds and uses.
-    """
-    run = ledger.run_of(info)
-    zone = _new_zone(athlete, info.timezone)
-    with svc.db.driver() as pg:
-        clinic = None
-        if athlete.clinic_id is not None and athlete.notes_enabled:  # a round trip of its own
-            found = pg.send(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).fetchone()
-            clinic = Clinic(**found._asdict()) if found is not None else None
-        settings = runner_settings(athlete, svc.advice, clinic)
-        with pg.pipeline():
-            pg.send(*ledger.upsert_query(run, "postgresql"))
-            if zone:
-                pg.send(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
-            stored = None
-            if event.aspect_type != "create":
-                stored = pg.send(_NOTE_OF, {"activity_id": run.id})
-            state = None
-            if athlete.notes_enabled:
-                state = _send_state_reads(pg, athlete, run, settings)
-        row = stored.fetchone() if stored is not None else None
-        note = Note(**row._asdict()) if row is not None else None
-        decided = None
-        if note is None and state is not None:
-            decided = _note_for(athlete, state(), settings, clinic)
-        with pg.pipeline():
-            sent = None
-            if decided is not None:
-                sent = pg.send(_NOTE_AND_LEASE, _note_values(decided) | _lease(svc, event))
-            elif note is not None:
-                sent = pg.send(_LEASE, _lease(svc, event))
-            pg.commit()
-        answer: Any = sent.fetchone() if sent is not None else None
-        if decided is not None:
-            if answer.id is not None:
-                decided.id = answer.id
-            else:  # another worker decided this activity's note first: use theirs
-                theirs = pg.send(_NOTE_OF, {"activity_id": run.id}).fetchone()
-                assert theirs is not None, "a note conflicts with the one stored"
-                decided = Note(**theirs._asdict())
-            note = decided
-    if note is not None and not _already_written(event, note) and not answer.kept:
-        raise ClaimLost(event.id)
-    return note
-
-
-def _send_state_reads(
-    pg: Driver, athlete: Athlete, run: Activity, settings: AdviceSettings
-) -> Callable[[], TrainingState]:
-    """Send the ledger reads of a run's training state; returns what builds the state from
-    their answers."""
-    history, notes, runs, wordings = (pg.send(*q) for q in _state_queries(athlete, run, settings))
-    return lambda: _state_of(
-        run,
-        athlete,
-        ledger.history_of(history.fetchone()),
-        notes.fetchall(),
-        runs.fetchall(),
-        wordings.fetchall(),
-    )
-
-
-def _keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
+def keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
     """Renew the lease right before writing to Strava; ClaimLost if the event is not ours.
 
     A job slower than its lease may have been handed out again: without this fence both
     workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
+    The caller's transaction is to be rolled back on ClaimLost.
     """
     kept = conn.execute(_KEEP, _lease(svc, event))
     if not kept.rowcount:
-        conn.rollback()
         raise ClaimLost(event.id)
 
 
@@ -791,29 +651,14 @@ _NOTE_INSERTS: dict[str, Any] = {}
 def _note_insert(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (activity_id) DO NOTHING RETURNING id, built once per dialect."""
     if dialect not in _NOTE_INSERTS:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         columns = [c.key for c in _NOTES.columns if c.key != "id"]
         _NOTE_INSERTS[dialect] = (
-            insert(_NOTES)
+            insert_for(dialect, _NOTES)
             .values({c: bindparam(c) for c in columns})
             .on_conflict_do_nothing(index_elements=["activity_id"])
             .returning(_NOTES.c.id)
         )
     return _NOTE_INSERTS[dialect]
-
-
-def _renewed(*inserts: Any) -> Any:
-    """PostgreSQL: the lease's renewal, with data-modifying CTEs run beside it, as one
-    statement; its row says whether the lease was renewed (`kept`) and gives the id each
-    insert returned (null when it inserted nothing)."""
-    kept = _KEEP.returning(_EVENTS.c.id).cte("kept")
-    found = [select(cte.c.id).scalar_subquery().label("id") for cte in inserts]
-    return select(*found, select(func.count()).select_from(kept).scalar_subquery().label("kept"))
-
-
-_LEASE = _renewed()
-# A new note is stored by the same statement that renews the lease.
-_NOTE_AND_LEASE = _renewed(_note_insert("postgresql").cte("inserted"))
 
 
 def _new_zone(athlete: Athlete, strava_zone: str | None) -> str | None:
@@ -833,7 +678,7 @@ def runner_settings(
 
 
 def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:
-    """The runner's clinic as its notes need it (detached, no logo), or None; no query if none."""
+    """The runner's clinic (detached, without the logo's bytes), or None; no query if none."""
     if athlete.clinic_id is None:
         return None
     row = session.execute(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).first()
@@ -864,13 +709,6 @@ def decide_note(
     clinic = clinic_of(session, athlete)
     settings = runner_settings(athlete, base, clinic)
     state = training_state(session, athlete, activity_id, settings, run=run)
-    return _note_for(athlete, state, settings, clinic)
-
-
-def _note_for(
-    athlete: Athlete, state: TrainingState, settings: AdviceSettings, clinic: Clinic | None
-) -> Note:
-    """The advice on a run's training state, worded as the runner's note (not yet stored)."""
     if clinic is not None:  # a session note names the clinic to ask about a sore area
         state = dataclasses.replace(state, clinic=clinic.name)
     advice = advise(state, settings)
@@ -919,11 +757,11 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> Ha
         try:
             if text == current:
                 svc.strava.refund()
-                return Handled(f"note in private note ({note.kind})", note.id)
+                return Handled(Outcome(OutcomeKind.NOTE_IN_PRIVATE_NOTE, note.kind), note.id)
             proven = _private_note_proven(svc, note)
             svc.strava.update_private_note(token, info.id, text, prepaid=True)
             if proven or _private_note_kept(svc, token, info.id, note):
-                return Handled(f"note in private note ({note.kind})", note.id)
+                return Handled(Outcome(OutcomeKind.NOTE_IN_PRIVATE_NOTE, note.kind), note.id)
             log.warning("private note ignored athlete=%s; using the description", note.athlete_id)
         except Rejected:
             log.warning("private note refused athlete=%s; using the description", note.athlete_id)
@@ -932,10 +770,10 @@ def _write_note(svc: Services, token: str, info: ActivityInfo, note: Note) -> Ha
     description = merge_note(info.description, note.text, make_block(note.text))
     if description != info.description:
         svc.strava.update_description(token, info.id, description, prepaid=prepaid)
-        return Handled(f"note written ({note.kind})", note.id)
+        return Handled(Outcome(OutcomeKind.NOTE_WRITTEN, note.kind), note.id)
     if prepaid:
         svc.strava.refund()
-    return Handled(f"note already present ({note.kind})", note.id)
+    return Handled(Outcome(OutcomeKind.NOTE_PRESENT, note.kind), note.id)
 
 
 def _private_note_proven(svc: Services, note: Note) -> bool:
@@ -959,7 +797,7 @@ def _private_note_kept(svc: Services, token: str, activity_id: int, note: Note) 
 def _use_description(svc: Services, note: Note) -> None:
     """Switch this note and its runner from the private note to the description."""
     note.target = "description"
-    with svc.db.write_lock, svc.db.session() as session:
+    with svc.db.session() as session:
         session.execute(update(Note).where(Note.id == note.id).values(target="description"))
         session.execute(
             update(Athlete).where(Athlete.id == note.athlete_id).values(note_target="description")
@@ -1009,7 +847,7 @@ def check_idle_runners(svc: Services, idle_days: float, batch: int = 20) -> list
     now = svc.now()
     cutoff = now - dt.timedelta(days=idle_days)
     recent = select(Event.id).where(Event.owner_id == Athlete.id, Event.received_at >= cutoff)
-    with svc.db.write_lock, svc.db.session() as session:
+    with svc.db.session() as session:
         quiet = list(
             session.scalars(
                 select(Athlete.id)
@@ -1029,7 +867,7 @@ def check_idle_runners(svc: Services, idle_days: float, batch: int = 20) -> list
     return quiet
 
 
-def _backfill(svc: Services, event: Claimed) -> str:
+def _backfill(svc: Services, event: Claimed) -> Outcome:
     """Import the last eight weeks of runs into the ledger (no notes: they are history).
 
     One list call per 200 activities; runs are keyed by id, so a webhook for one of them
@@ -1038,7 +876,7 @@ def _backfill(svc: Services, event: Claimed) -> str:
     with svc.db.session() as session:
         athlete = session.get(Athlete, event.owner_id)
         if athlete is None:
-            raise Done("athlete gone before their history was imported", "skipped")
+            raise Done(OutcomeKind.ATHLETE_GONE, "skipped")
         athlete.backfill_status = "running"
         session.commit()
     try:
@@ -1046,7 +884,7 @@ def _backfill(svc: Services, event: Claimed) -> str:
             svc.db, svc.strava, svc.box, event.owner_id, margin=svc.token_margin, clock=svc.clock
         )
     except NoToken:
-        raise Done("athlete has no token", "skipped") from None
+        raise Done(OutcomeKind.UNCONNECTED, "skipped") from None
     calls_before = svc.strava.calls
     found = svc.strava.list_activities(token, svc.now() - dt.timedelta(days=BACKFILL_DAYS))
     runs = [a for a in found if a.is_run and a.athlete_id == event.owner_id]
@@ -1060,7 +898,8 @@ def _backfill(svc: Services, event: Claimed) -> str:
         )
         session.commit()
     calls = svc.strava.calls - calls_before
-    return f"history imported: {len(runs)} runs of {len(found)} activities, {calls} call(s)"
+    detail = f"{len(runs)} runs of {len(found)} activities, {calls} call(s)"
+    return Outcome(OutcomeKind.HISTORY_IMPORTED, detail)
 
 
 def training_state(
@@ -1155,7 +994,7 @@ def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
 
     Processing is idempotent, so replaying an event that did succeed costs a GET and no PUT.
     """
-    with svc.db.write_lock, svc.db.session() as session:
+    with svc.db.session() as session:
         query = select(Event.id).where(Event.status.not_in(OPEN))
         query = (
             query.where(Event.id.in_(ids))
@@ -1199,6 +1038,9 @@ def disconnect_athlete(svc: Services, athlete_id: int) -> bool:
 def delete_athlete(db: Database, athlete_id: int) -> None:
     """Remove every row about a runner, in one transaction."""
     with db.session() as session:
+        # The runner's row first, as a claim locks it before their events: the other order
+        # could deadlock with a claim of one of them.
+        session.execute(select(Athlete.id).where(Athlete.id == athlete_id).with_for_update())
         for table in (Note, Activity, Token, MassageSession, ConsentChange):
             session.execute(delete(table).where(table.athlete_id == athlete_id))
         session.execute(delete(Event).where(Event.owner_id == athlete_id))
@@ -1219,7 +1061,7 @@ def sweep(svc: Services, *, take_over: bool = False) -> list[int]:
     now = svc.now()
     grace = now - dt.timedelta(seconds=svc.lease_seconds * svc.pending_grace_leases)
     if take_over:
-        with svc.db.write_lock, svc.db.session() as session:
+        with svc.db.session() as session:
             session.execute(update(Event).where(Event.status == "processing").values(due_at=now))
             session.commit()
     with svc.db.session() as session:
@@ -1266,9 +1108,8 @@ def renew_leases(svc: Services) -> int:
         return 0
     lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
     params = [{"event_id": i, "claim": claim, "lease_end": lease_end} for i, claim in held]
-    with svc.db.write_lock, svc.db.jobs.connect() as conn:
+    with svc.db.engine.begin() as conn:
         conn.execute(_KEEP, params)
-        conn.commit()
     return len(held)
 
 

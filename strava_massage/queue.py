@@ -7,22 +7,16 @@ import time, and each task runs inside its app's context.
 from __future__ import annotations
 
 import logging
-import os
+import signal
 import threading
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
-from huey.storage import RedisStorage, SqliteStorage
 from redis import BlockingConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from strava_massage.db import SqliteWriteLock
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -30,128 +24,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
-    """huey's SQLite storage without an fsync per task.
-
-    WAL with synchronous=NORMAL cannot corrupt the file; a power cut may drop the newest
-    tasks, which the sweep re-enqueues from the events table (the durable record of work).
-    """
-
-    def _create_connection(self) -> Any:
-        """Open a connection and relax its sync mode."""
-        conn = super()._create_connection()
-        conn.execute("pragma synchronous=NORMAL")
-        return conn
-
-    def enqueue(self, data: bytes, priority: int | None = None) -> None:
-        """Insert the task in one autocommit statement.
-
-        huey wraps it in BEGIN EXCLUSIVE and COMMIT: three statements where one is as atomic
-        (the connection is in autocommit mode), on the webhook intake's path.
-        """
-        with self.lock:
-            self.conn.execute(
-                "insert into task (queue, data, priority) values (?, ?, ?)",
-                (self.name, self.to_blob(data), priority or 0),
-            )
-
-
-class _NeverRevoked:
-    """huey without its revocation lookup before every task: this service revokes none.
-
-    Whether an event runs is the events table's to say (a finished event's task stops at its
-    claim); the lookup was one more round trip to the queue's store per task.
-    """
-
-    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
-        """No task is ever revoked."""
-        return False
-
-    def revoke(self, task: Any, revoke_until: Any = None, revoke_once: bool = False) -> None:
-        """Refused: a revocation would never be looked up."""
-        raise NotImplementedError("tasks are never revoked here: finish or delete the event")
-
-    revoke_all = revoke
-
-
-class _SqliteHuey(_NeverRevoked, SqliteHuey):  # type: ignore[misc]
-    """huey on a SQLite file, never revoking."""
-
-
-class _RedisHuey(_NeverRevoked, RedisHuey):  # type: ignore[misc]
-    """huey on Redis, never revoking."""
-
-
 def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20) -> Huey:
     """A huey instance for QUEUE_URL: `sqlite:///path` or `redis://...`."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return _SqliteHuey(
-            name,
-            filename=str(path),
-            results=False,
-            timeout=30,
-            storage_class=_SqliteStorage,
-        )
+        # A writer waits up to 30 s for another process's enqueue or dequeue to finish.
+        return SqliteHuey(name, filename=str(path), results=False, timeout=30)
     if url.startswith(("redis://", "rediss://")):
         # A blocking pool: a burst waits for a free connection instead of failing with
         # "too many connections" when every one is in use.
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         # Workers block on BRPOP; a short read timeout lets a SIGTERM'd worker exit promptly.
-        return _RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
+        return RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
     raise ValueError(f"QUEUE_URL must be sqlite:///path or redis://...; got {url.split(':')[0]}")
-
-
-class RedisPush:
-    """LPUSH a serialized task on a Redis connection kept for this purpose.
-
-    redis-py's per-command work (its retry wrapper, metrics hooks and the pool's checks at
-    every checkout) cost as much as the round trip itself on the webhook intake, the hottest
-    path (benchmarks/README.md). Connections are opened with the pool's own settings and kept
-    in a free list, one per push in flight: request threads may come and go (the development
-    server starts one per request) without leaking a connection.
-    """
-
-    def __init__(self, pool: BlockingConnectionPool, key: str) -> None:
-        self._pool = pool
-        self._key = key
-        self._idle: list[Any] = []  # list.pop and list.append are atomic: no lock needed
-        self._pid = os.getpid()
-
-    def __call__(self, data: bytes) -> None:
-        """Push one message, as huey's RedisStorage.enqueue does; once more on a dropped line.
-
-        A second push of a message the first one delivered is harmless: only one claim of an
-        event succeeds.
-        """
-        try:
-            self._push(data)
-        except (RedisConnectionError, RedisTimeoutError):
-            # Redis restarted, or closed an idle connection: a new one usually just works.
-            self._push(data)
-
-    def _push(self, data: bytes) -> None:
-        """One attempt, on an idle connection or a new one."""
-        if self._pid != os.getpid():
-            # A forked child must not share its parent's sockets.
-            self._idle, self._pid = [], os.getpid()
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._pool.connection_class(**self._pool.connection_kwargs)
-        try:
-            conn.send_command("LPUSH", self._key, data)
-            conn.read_response()  # raises on an error reply
-        except BaseException:
-            conn.disconnect()
-            raise
-        self._idle.append(conn)
-
-    def close(self) -> None:
-        """Close the idle connections."""
-        while self._idle:
-            self._idle.pop().disconnect()
 
 
 @dataclass
@@ -161,26 +47,17 @@ class Tasks:
     huey: Huey
     process_event: Any
     sweep: Any
-    write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
-    # On Redis: the fast path for an immediate task (huey's own enqueue otherwise).
-    push: RedisPush | None = None
 
     def enqueue(self, event_id: int, delay: float = 0) -> None:
         """Queue processing of a stored event, now or after `delay` seconds."""
-        with self.write_lock:
-            if delay > 0:
-                self.process_event.schedule(args=(event_id,), delay=delay)
-            elif self.push is not None:
-                # The message huey.enqueue would store; no enqueue signal is used here.
-                self.push(self.huey.serialize_task(self.process_event.s(event_id)))
-            else:
-                self.process_event(event_id)
+        if delay > 0:
+            self.process_event.schedule(args=(event_id,), delay=delay)
+        else:
+            self.process_event(event_id)
 
     def close(self) -> None:
         """Release the queue's connections (tests and shutdown)."""
-        if self.push is not None:
-            self.push.close()
-        pool = getattr(self.huey.storage, "pool", None)
+        pool = getattr(self.huey.storage, "pool", None)  # RedisStorage's connection pool
         if pool is not None:
             pool.disconnect()
         else:
@@ -214,11 +91,7 @@ def init_app(app: Flask) -> Tasks:
         with app.app_context():
             _sweep_turn(app)
 
-    url = app.config["QUEUE_URL"]
-    lock = SqliteWriteLock(url) if url.startswith("sqlite") else nullcontext()
-    storage = huey.storage
-    push = RedisPush(storage.pool, storage.queue_key) if isinstance(storage, RedisStorage) else None
-    tasks = Tasks(huey, process_event_task, sweep_task, lock, push)
+    tasks = Tasks(huey, process_event_task, sweep_task)
     app.extensions["tasks"] = tasks
     return tasks
 
@@ -300,7 +173,7 @@ class _Consumer(Consumer):  # type: ignore[misc]
 
     keeper: LeaseKeeper | None = None
 
-    def stop(self, graceful: bool = False) -> None:
+    def stop(self, graceful: bool = False) -> None:  # overrides only huey's public stop()
         """Stop consuming (running jobs finish first when graceful), then the keeper."""
         try:
             super().stop(graceful=graceful)
@@ -309,11 +182,28 @@ class _Consumer(Consumer):  # type: ignore[misc]
                 self.keeper.stop()
 
 
-class EmbeddedConsumer(_Consumer):
-    """A huey consumer that runs inside another server's process (no signal handlers)."""
+# The signals huey's Consumer.start() takes over (graceful stop, interrupt, restart).
+_HOST_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
 
-    def _set_signal_handlers(self) -> None:
-        """The host process (gunicorn, a test) owns the signals."""
+
+class EmbeddedConsumer(_Consumer):
+    """A huey consumer that runs inside another server's process (no signal handlers).
+
+    The host process (gunicorn, a test) owns the signals: start() puts back its handlers.
+    Call start() from the host's main thread, as gunicorn's post_worker_init does.
+    """
+
+    def start(self) -> None:  # overrides only huey's public start()
+        """Start the workers and scheduler, leaving the host's signal handlers in place."""
+        saved = {signum: signal.getsignal(signum) for signum in _HOST_SIGNALS}
+        try:
+            super().start()
+        finally:
+            for signum, handler in saved.items():
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(signum, handler)
 
 
 def make_consumer(

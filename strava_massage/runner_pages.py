@@ -41,6 +41,7 @@ from strava_massage.models import (
     Note,
     utcnow,
 )
+from strava_massage.processing import clinic_of
 from strava_massage.web import id_arg
 
 bp = Blueprint("runner", __name__)
@@ -65,11 +66,6 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-def clinic_of(athlete: Athlete) -> Clinic | None:
-    """The runner's clinic, if they joined one."""
-    return get_session().get(Clinic, athlete.clinic_id) if athlete.clinic_id is not None else None
-
-
 @bp.get("/dashboard")
 @login_required
 def show_dashboard(athlete: Athlete) -> str:
@@ -84,7 +80,7 @@ def show_dashboard(athlete: Athlete) -> str:
         data=data,
         chart=dashboard.chart(data.weeks, data.threshold_m, metres_per_unit(units)),
         units=units,
-        clinic=clinic_of(athlete),
+        clinic=clinic_of(get_session(), athlete),
     )
 
 
@@ -144,7 +140,7 @@ def _render_settings(
     niggle_form: NiggleForm | None = None,
 ) -> str:
     """The settings page with its forms, the sessions list and the runner's clinic."""
-    clinic = clinic_of(athlete)
+    clinic = clinic_of(get_session(), athlete)
     if clinic is not None and sharing_form is None:
         sharing_form = _sharing_form(athlete, clinic)
     today = dashboard.runner_today(athlete)
@@ -305,7 +301,7 @@ def remove_session(athlete: Athlete, session_id: int) -> BaseResponse:
 def clinic_sharing(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
     """Turn sharing with the runner's clinic on (with their name for it) or off, at once."""
     db = get_session()
-    clinic = clinic_of(athlete)
+    clinic = clinic_of(get_session(), athlete)
     if clinic is None:
         flash(_("You are not with a clinic, so there is nothing to share."), "info")
         return redirect(url_for("runner.settings"))
@@ -347,7 +343,7 @@ def clinic_sharing(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
 def leave_clinic(athlete: Athlete) -> str | BaseResponse:
     """Ask first, then unlink the runner from their clinic; sharing ends with it."""
     db = get_session()
-    clinic = clinic_of(athlete)
+    clinic = clinic_of(get_session(), athlete)
     if clinic is None:
         flash(_("You are not with a clinic."), "info")
         return redirect(url_for("runner.settings"))
@@ -395,7 +391,7 @@ def export(athlete: Athlete) -> Response:
         return [{c: getattr(r, c) for c in columns} for r in db.scalars(query)]
 
     profile = {c.key: getattr(athlete, c.key) for c in Athlete.__table__.columns}
-    clinic = clinic_of(athlete)
+    clinic = clinic_of(get_session(), athlete)
     body = {
         "exported_at": dt.datetime.now(dt.UTC),
         "runner": profile,

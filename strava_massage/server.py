@@ -9,7 +9,10 @@ from gunicorn.app.base import BaseApplication
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    """gunicorn driven from code with an already-built app."""
+    """gunicorn driven from code with an already-built app.
+
+    Overrides only gunicorn's documented custom-application hooks, load_config() and load().
+    """
 
     def __init__(self, app: Flask, options: dict[str, Any]) -> None:
         self.application = app

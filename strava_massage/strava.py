@@ -23,6 +23,8 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from strava_massage.advice import RUN_TYPES
+
 # stravalib resets the global warnings filter when imported; keep the application's own.
 _saved_filters = list(warnings.filters)
 from stravalib import Client, exc  # noqa: E402
@@ -50,7 +52,6 @@ MILES_COUNTRIES = frozenset(
         "northern ireland", "liberia", "lr", "lbr", "myanmar", "burma", "mm", "mmr",
     }
 )  # fmt: skip
-RUN_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
 LIST_PAGE = 200  # activities per list call, Strava's most
 
 

@@ -121,7 +121,7 @@ class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, without building a signer for a request with no cookie.
 
     Flask builds one for every request; webhooks, health checks and first visits carry no
-    cookie, and on the webhook intake that work was a tenth of the request's.
+    cookie.
     """
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
@@ -189,7 +189,7 @@ STAFF_KEYS = ("staff_id", "staff_v")
 def check_login_sessions() -> None:
     """Forget a login whose person ended their sessions since (logout elsewhere, a password
     change or reset, removal): a copied cookie stops working with the original."""
-    if request.endpoint == "static":
+    if request.endpoint == "static" or not ("athlete_id" in session or "staff_id" in session):
         return
     if "athlete_id" in session:
         athlete = get_session().get(Athlete, session["athlete_id"])
@@ -201,6 +201,9 @@ def check_login_sessions() -> None:
         if staff is None or session.get("staff_v") != staff.session_version:
             for key in STAFF_KEYS:
                 session.pop(key, None)
+    # End the check's transaction: some views go on to call Strava, or open sessions of their
+    # own, and on SQLite an open transaction holds the write lock.
+    get_session().commit()
 
 
 def log_in_runner(athlete: Athlete) -> None:

@@ -206,8 +206,9 @@ class Stack:
         )
         while True:
             with self.db.session() as session:
-                if not session.scalar(still_open):
-                    return self.events()
+                done = not session.scalar(still_open)
+            if done:
+                return self.events()
             if time.monotonic() > deadline:
                 events = self.events(backfill=True)
                 raise AssertionError(

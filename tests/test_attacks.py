@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import select, update
 
 from strava_massage.models import Activity, Athlete, Event, Note, Token
-from strava_massage.processing import DEAUTH_NOT_CONFIRMED
+from strava_massage.processing import OutcomeKind
 
 from .conftest import Stack
 
@@ -92,7 +92,7 @@ def forged_deauthorization(world: World) -> list[tuple[int, bytes, str]]:
     body["updates"] = {"authorized": "false"}
     answers = [_answer(_post(world, body))]
     events = world.stack.wait_idle()
-    assert events[-1].outcome == DEAUTH_NOT_CONFIRMED and events[-1].status == "skipped"
+    assert events[-1].outcome == OutcomeKind.DEAUTH_NOT_CONFIRMED and events[-1].status == "skipped"
     return answers
 
 

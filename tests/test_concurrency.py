@@ -9,22 +9,20 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from strava_massage.merge import BLOCK_START
 from strava_massage.models import Note
 from strava_massage.processing import (
-    NOT_CLAIMABLE,
     AthleteBusy,
     Claimed,
     ClaimLost,
+    OutcomeKind,
     Services,
-    _handle,
-    _keep_claim,
-    _process_claimed,
     claim,
+    handle,
+    keep_claim,
+    process_claimed,
     process_event,
     reopen_events,
 )
@@ -89,9 +87,8 @@ def test_two_worker_processes_on_one_queue_never_double_a_note(make_stack, tmp_p
 
 def _keep_claim_now(svc: Services, event: Claimed) -> None:
     """Renew a claim's lease in a transaction of its own."""
-    with svc.db.session() as session:
-        _keep_claim(session, svc, event)
-        session.commit()
+    with svc.db.engine.begin() as conn:
+        keep_claim(conn, svc, event)
 
 
 def test_a_job_that_outlived_its_lease_does_not_write(make_stack) -> None:
@@ -134,15 +131,15 @@ def test_a_runners_other_event_waits_for_the_holder_who_hands_it_on(make_stack) 
     assert first is not None
     with pytest.raises(AthleteBusy):
         claim(svc, second_id)
-    assert process_event(svc, second_id).startswith("waiting")
+    assert process_event(svc, second_id).kind is OutcomeKind.WAITING
     # Finishing, the holder names the runner's next due event: the one that waited.
-    outcome, following = _process_claimed(svc, first)
-    assert outcome.startswith("note written") and following == second_id
+    outcome, following = process_claimed(svc, first)
+    assert outcome.kind is OutcomeKind.NOTE_WRITTEN and following == second_id
     second = claim(svc, second_id)
     assert second is not None
     # A finished event is simply not claimable, whoever holds the runner's other events.
     assert claim(svc, first_id) is None
-    assert _process_claimed(svc, second)[0].startswith("note written")
+    assert process_claimed(svc, second)[0].kind is OutcomeKind.NOTE_WRITTEN
     assert {e.status for e in stack.events()} == {"done"}
 
 
@@ -159,10 +156,10 @@ def test_a_holder_that_lost_its_lease_while_counting_leaves_the_note_to_the_new_
     assert first is not None and second is not None
     # The first holder fetches and counts, but its lease is gone before it would write.
     with pytest.raises(ClaimLost):
-        _handle(later, first)
+        handle(later, first)
     path = f"/api/v3/activities/{run['id']}"
     assert stack.sim.count("PUT", path) == 0
-    assert _process_claimed(later, second)[0].startswith("note written")
+    assert process_claimed(later, second)[0].kind is OutcomeKind.NOTE_WRITTEN
     assert stack.sim.count("PUT", path) == 1
     assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
     with stack.db.session() as session:
@@ -171,62 +168,29 @@ def test_a_holder_that_lost_its_lease_while_counting_leaves_the_note_to_the_new_
 
 
 def test_the_worker_replaces_a_connection_the_server_dropped(make_stack) -> None:
-    """PostgreSQL's worker skips the pool's ping: a dropped connection fails one attempt."""
+    """The pool pings a connection before handing it out: one the server ended is replaced."""
     stack, athlete, svc = _runner_with_history(make_stack)
     if stack.db.dialect != "postgresql":
         pytest.skip("SQLite has no server to drop a connection")
     run = stack.sim.create_activity(athlete)
     (event_id,) = (e.id for e in stack.events())
-    ended = stack.drop_server_connections()
-    assert ended  # at least the worker's pooled connection
-    # The error is SQLAlchemy's, so the worker treats it as temporary; the pool lets the dead
-    # connection go, so the next attempt runs on a new one.
-    with pytest.raises(OperationalError) as raised:
-        process_event(svc, event_id)
-    assert raised.value.connection_invalidated
-    assert process_event(svc, event_id).startswith("note written")
+    with stack.db.engine.connect(), stack.db.engine.connect():
+        pass  # two connections left in the pool: the one the drop below runs on, and another
+    assert stack.drop_server_connections()  # at least that other pooled connection
+    assert process_event(svc, event_id).kind is OutcomeKind.NOTE_WRITTEN
     assert stack.sim.count("PUT", f"/api/v3/activities/{run['id']}") == 1
 
 
-def test_a_task_on_postgresql_checks_out_one_connection_for_all_its_steps(make_stack) -> None:
-    stack, athlete, svc = _runner_with_history(make_stack)
-    if stack.db.dialect != "postgresql":
-        pytest.skip("SQLite's worker has no pool of server connections to spare")
-    runs = [stack.sim.create_activity(athlete) for _ in range(2)]
-    first = stack.events()[0].id
-    checkouts: list[object] = []
-
-    def count(*_: object) -> None:
-        checkouts.append(None)
-
-    sa_event.listen(stack.db.jobs, "checkout", count)
-    try:
-        # Claim, budget, ledger and finish of both runs (the second in the first's drain).
-        assert process_event(svc, first).startswith("note written")
-    finally:
-        sa_event.remove(stack.db.jobs, "checkout", count)
-    assert len(checkouts) == 1
-    for run in runs:
-        assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
-    # Handed back as the pool hands connections out: not in a transaction, not autocommit.
-    with stack.db.jobs.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw.info.transaction_status == 0 and not raw.autocommit
-
-
-def test_a_drained_events_own_task_stops_at_a_read_yet_loses_nothing(make_stack) -> None:
+def test_a_drained_events_own_task_finds_it_done_and_loses_nothing(make_stack) -> None:
     stack, athlete, svc = _runner_with_history(make_stack)
     runs = [stack.sim.create_activity(athlete) for _ in range(2)]
     first, second = (e.id for e in stack.events())
-    # The first task drains the runner: the second event is done by it, and hinted.
-    assert process_event(svc, first).startswith("note written")
-    assert second in svc.drained
-    assert process_event(svc, second) == NOT_CLAIMABLE
-    assert second not in svc.drained
-    # The hint is only a hint: replayed, the same event goes through the claim again.
-    svc.drained.add(second)
+    # The first task drains the runner: the second event is done by it.
+    assert process_event(svc, first).kind is OutcomeKind.NOTE_WRITTEN
+    assert process_event(svc, second).kind is OutcomeKind.NOT_CLAIMABLE
+    # Replayed, the same event goes through the claim again, and writes nothing twice.
     assert reopen_events(svc, [second]) == [second]
-    assert process_event(svc, second).startswith("note already present")
+    assert process_event(svc, second).kind is OutcomeKind.NOTE_PRESENT
     events = {e.id: e for e in stack.events()}
     assert events[second].status == "done" and events[second].attempts == 1
     for run in runs:

@@ -120,7 +120,7 @@ def test_one_runner_with_60_events_leaves_another_runners_note_in_the_same_windo
         process_event(svc, events[other_run["id"]])
     assert int(time.time() // WINDOW) == first_window, "the first phase outlasted its window"
     deferred = [e for e in stack.events() if e.owner_id == flood and e.status == "pending"]
-    assert deferred and {e.outcome for e in deferred} == {"deferred: fair share"}
+    assert deferred and {e.outcome for e in deferred} == {"deferred (fair share)"}
     assert not [e for e in stack.events() if e.status == "failed"]
 
     stack.start_worker()  # deferred events come back: what is left of this window, then the next

@@ -153,5 +153,5 @@ def test_when_the_budget_runs_short_runs_go_before_likely_non_runs(make_stack) -
         time.sleep(0.05)
     time.sleep(0.3)
     waiting = [e for e in stack.events() if e.object_id in {r["id"] for r in rides}]
-    assert [(e.status, e.outcome) for e in waiting] == [("pending", "deferred: rate limit")] * 2
+    assert [(e.status, e.outcome) for e in waiting] == [("pending", "deferred (rate limit)")] * 2
     assert stack.sim.count("GET", f"/api/v3/activities/{rides[0]['id']}") == 0

@@ -299,4 +299,4 @@ def test_the_settings_page_says_whether_the_clinic_sees_the_niggle(stack: Stack)
     assert "Knead Clinic does not see it." in browser.get(stack.url + "/settings").text
     _share(stack, athlete, True)
     page = browser.get(stack.url + "/settings").text
-    assert "Knead Clinic sees it too, while you share your figures with it." in page
+    assert "Knead Clinic sees it too, while you share with it." in page

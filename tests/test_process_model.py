@@ -9,10 +9,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from huey.signals import SIGNAL_COMPLETE
 from sqlalchemy import func, select
 
 from strava_massage.db import Database
@@ -159,15 +161,27 @@ def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_p
     assert all("event processed" in log.read_text() for log in logs)  # both did work
 
 
-def test_the_events_table_not_a_revocation_decides_whether_a_task_runs(stack: Stack) -> None:
-    tasks = stack.app.extensions["tasks"]
-    huey = tasks.huey
-    # What huey's revoke_all would store for the task: the worker never looks it up.
-    huey.put(huey._task_key(tasks.process_event, "rt"), (None, False))
-    with pytest.raises(NotImplementedError):
-        tasks.process_event.revoke()
+def test_the_events_table_decides_whether_a_task_runs(stack: Stack) -> None:
+    """A task queued again for an event already done does nothing: one note, one PUT."""
     athlete = stack.sim.create_athlete()
     stack.connect(athlete["id"])
     run = stack.sim.create_activity(athlete["id"])
-    assert [e.outcome for e in stack.wait_idle()][-1].startswith("note")
+    events = stack.wait_idle()
+    assert str(events[-1].outcome).startswith("note")
+    puts = len(stack.sim.calls("PUT", "/api/v3/activities/"))
+    tasks = stack.app.extensions["tasks"]
+    finished: list[int] = []
+
+    @tasks.huey.signal(SIGNAL_COMPLETE)  # type: ignore[untyped-decorator]
+    def completed(signal: str, task: Any) -> None:
+        finished.extend(task.args)
+
+    for event in events:
+        tasks.enqueue(event.id)  # a second delivery of the queue's message
+    deadline = time.monotonic() + 10
+    while not {e.id for e in events} <= set(finished):
+        assert time.monotonic() < deadline, finished
+        time.sleep(0.05)
+    assert [e.outcome for e in stack.wait_idle()] == [e.outcome for e in events]
+    assert len(stack.sim.calls("PUT", "/api/v3/activities/")) == puts
     assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1

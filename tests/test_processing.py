@@ -6,14 +6,12 @@ import datetime as dt
 import threading
 import time
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
 from strava_massage.ledger import totals
 from strava_massage.merge import BLOCK_START
 from strava_massage.models import Activity, Athlete, Event, Note, Token
-from strava_massage.processing import _send_state_reads, training_state
 
 from .conftest import Stack
 
@@ -256,31 +254,3 @@ def test_strava_500s_are_retried_with_backoff_then_succeed(make_stack) -> None:
     assert events[0].attempts == 2
     assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
     assert [c.status for c in stack.sim.calls("PUT")] == [503, 200]
-
-
-def test_the_worker_reads_a_runs_training_state_as_the_pages_do(stack: Stack) -> None:
-    """On PostgreSQL the worker sends the state's reads as one statement; the rest use three."""
-    if stack.db.dialect != "postgresql":
-        pytest.skip("the single statement is PostgreSQL's")
-    athlete_id = _connected(stack)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    runs = [
-        stack.sim.create_activity(
-            athlete_id, start_date_local=now - dt.timedelta(days=3 * i), distance=6000.0 + 250 * i
-        )
-        for i in range(14)
-    ]
-    assert all(e.status == "done" for e in stack.wait_idle())
-    svc = stack.app.extensions["services"]
-    for run_id in (runs[0]["id"], runs[5]["id"]):  # the newest run, and one with later runs
-        with stack.db.session() as session:
-            athlete = session.get(Athlete, athlete_id)
-            run = session.get(Activity, run_id)
-            assert athlete is not None and run is not None
-            pages = training_state(session, athlete, run_id, svc.advice, run=run)
-        with svc.db.driver() as pg:
-            with pg.pipeline():
-                build = _send_state_reads(pg, athlete, run, svc.advice)
-            worker = build()
-        assert len(pages.recent_notes) >= 5 and len(pages.past_runs) >= 5
-        assert worker == pages

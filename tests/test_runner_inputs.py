@@ -91,7 +91,7 @@ def test_a_big_history_is_imported_a_page_of_200_at_a_time(make_stack) -> None:
         assert row is not None and row.backfill_runs == 250
     assert stack.sim.count("GET", "/api/v3/athlete/activities") == 2
     (event,) = [e for e in stack.events(backfill=True) if e.aspect_type == "backfill"]
-    assert event.outcome == "history imported: 250 runs of 250 activities, 2 call(s)"
+    assert event.outcome == "history imported (250 runs of 250 activities, 2 call(s))"
 
 
 def test_runner_settings_from_the_command_line(stack: Stack) -> None:

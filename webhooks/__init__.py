@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from sqlalchemy import bindparam, exists, insert, or_, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from strava_massage.config import ConfigError
@@ -23,8 +23,6 @@ from strava_massage.logfmt import life_line
 from strava_massage.models import Athlete, Event, Subscription, table_of, utcnow
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from strava_massage.db import Database
     from strava_massage.queue import Tasks
 
@@ -249,21 +247,11 @@ def store_event(db: Database, event: dict[str, Any]) -> int | None:
     """Store the event if it is ours and new, in one statement; the new row's id, else None.
 
     None for an event of an unknown runner, of another subscription, or already stored: the
-    caller answers all of them alike. A connection the server dropped (the intake's engine
-    skips the pool's ping) is replaced and the statement tried once more.
+    caller answers all of them alike. The engine's pool pings a connection before handing it
+    out, so one the server dropped is replaced before the statement runs.
     """
     try:
-        return _store_once(db.intake, db, event)
-    except DBAPIError as e:
-        if not e.connection_invalidated:
-            raise
-        return _store_once(db.intake, db, event)
-
-
-def _store_once(engine: Engine, db: Database, event: dict[str, Any]) -> int | None:
-    """One attempt at the insert, in its own transaction."""
-    try:
-        with db.write_lock, engine.begin() as conn:
+        with db.engine.begin() as conn:
             stored: int | None = conn.scalar(_INSERT, _parameters(event))
             return stored
     except IntegrityError:

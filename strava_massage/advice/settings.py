@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from strava_massage.advice.state import METRES_PER_KM, METRES_PER_MILE, Units
+from strava_massage.advice.state import METRES_PER_KM, METRES_PER_MILE, RUN_TYPES, Units
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class AdviceSettings:
     # A sore area the runner reported shapes their tips for this long.
     niggle_days: int = 21
     # Strava sport types counted as running.
-    sport_types: tuple[str, ...] = ("Run", "TrailRun", "VirtualRun")
+    sport_types: tuple[str, ...] = RUN_TYPES
 
     def high_volume_m(self, units: Units) -> float:
         """Weekly high-volume threshold in metres for a runner using these units."""

@@ -26,6 +26,8 @@ RECOVERY_TIP = "recovery_tip"
 WORKOUT_RACE = 1
 WORKOUT_LONG_RUN = 2
 WORKOUT_WORKOUT = 3
+# Strava's sport types that count as running.
+RUN_TYPES = ("Run", "TrailRun", "VirtualRun")
 
 # The sore areas a runner can report (a "niggle"), with the words a note uses for each.
 NIGGLE_AREAS: dict[str, str] = {

@@ -36,9 +36,12 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             # Batch mode rebuilds a table by dropping the old one: with foreign keys on, that
-            # drop would cascade into every table referencing it (tokens, runs, notes).
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()
+            # drop would cascade into every table referencing it (tokens, runs, notes). Sent
+            # to the driver's connection: SQLite ignores the pragma inside a transaction, and
+            # every statement through SQLAlchemy runs in one.
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
         # Batch mode lets later migrations alter columns on SQLite too.
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True
