@@ -18,19 +18,9 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings, database, queue, Strava adapter, blueprints."""
     import webhooks
-    from strava_massage import (
-        brand,
-        clinic_pages,
-        clinic_wording,
-        config,
-        db,
-        i18n,
-        pages,
-        queue,
-        runner_pages,
-        services,
-        web,
-    )
+    from strava_massage import config, db, services, web
+    from strava_massage.web import brand, clinic_pages, clinic_wording, i18n, pages, runner_pages
+    from strava_massage.worker import queue
 
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES_DIR))
     settings = config.load_config(app.instance_path, test_config)

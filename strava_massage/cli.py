@@ -66,7 +66,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @with_appcontext
 def worker(threads: int | None, periodic: bool) -> None:
     """Consume the task queue (for scale-out: run one or more beside the web process)."""
-    from strava_massage.queue import make_consumer, start_worker
+    from strava_massage.worker.queue import make_consumer, start_worker
 
     app = _app()
     consumer = make_consumer(
@@ -125,8 +125,8 @@ def subscription_group() -> None:
 @with_appcontext
 def subscription_create(callback_url: str | None) -> None:
     """Create the subscription; Strava checks the callback before answering."""
-    from strava_massage.strava import StravaError
-    from strava_massage.subscriptions import create_subscription
+    from strava_massage.services.subscriptions import create_subscription
+    from strava_massage.strava.client import StravaError
 
     try:
         sub_id, url = create_subscription(_app(), callback_url)
@@ -141,8 +141,8 @@ def subscription_show() -> None:
     """Show the callback URL (with its secret), the stored subscription and Strava's."""
     from strava_massage import services
     from strava_massage.models import Subscription
-    from strava_massage.strava import StravaError
-    from webhooks import callback_url
+    from strava_massage.services.subscriptions import callback_url
+    from strava_massage.strava.client import StravaError
 
     expected = callback_url(_app())
     click.echo(f"callback URL: {expected}")
@@ -171,8 +171,8 @@ def subscription_show() -> None:
 @with_appcontext
 def subscription_delete() -> None:
     """Delete the subscription at Strava and here."""
-    from strava_massage.strava import StravaError
-    from strava_massage.subscriptions import delete_subscription
+    from strava_massage.services.subscriptions import delete_subscription
+    from strava_massage.strava.client import StravaError
 
     try:
         deleted = delete_subscription(_app())
@@ -221,7 +221,7 @@ def events_command(ctx: click.Context, pending: bool, failed: bool, limit: int) 
 def events_replay(event_ids: tuple[int, ...], all_failed: bool) -> None:
     """Queue finished events again (a dead letter after its cause is fixed)."""
     from strava_massage import services
-    from strava_massage.processing import reopen_events
+    from strava_massage.worker.jobs import reopen_events
 
     if bool(event_ids) == all_failed:
         raise click.UsageError("give event ids or --failed (not both)")
@@ -263,7 +263,7 @@ class BadInput(click.ClickException):
 def _change_niggle(athlete: Any, niggle: str | None, clear: bool) -> None:
     """Apply `--niggle AREA[:YYYY-MM-DD]` (the date is the runner's today if left out) or
     `--clear-niggle`."""
-    from strava_massage import dashboard, runner
+    from strava_massage.services import dashboard, runner
 
     if niggle is not None and clear:
         raise runner.InputError("give --niggle or --clear-niggle, not both")
@@ -281,7 +281,7 @@ def _change_niggle(athlete: Any, niggle: str | None, clear: bool) -> None:
 @with_appcontext
 def runner_show(athlete_id: int) -> None:
     """Show a runner's settings and sessions."""
-    from strava_massage import runner
+    from strava_massage.services import runner
 
     with _runner_session() as session:
         try:
@@ -307,7 +307,7 @@ def runner_show(athlete_id: int) -> None:
 
 def _niggle_text(athlete: Any) -> str:
     """The runner's sore area as `runner show` prints it."""
-    from strava_massage import dashboard, runner
+    from strava_massage.services import dashboard, runner
 
     niggle = runner.active_niggle(athlete, dashboard.runner_today(athlete))
     if niggle is None:
@@ -347,7 +347,7 @@ def runner_set(
     """Change a runner's settings; they apply from the next note on."""
     import datetime as dt
 
-    from strava_massage import runner
+    from strava_massage.services import runner
 
     with _runner_session() as session:
         try:
@@ -395,7 +395,7 @@ def massage_add(athlete_id: int, on: str, place: str | None) -> None:
     """Log a session; distance 'since the last massage' counts from it."""
     import datetime as dt
 
-    from strava_massage import runner
+    from strava_massage.services import runner
 
     with _runner_session() as session:
         try:
@@ -413,7 +413,7 @@ def massage_add(athlete_id: int, on: str, place: str | None) -> None:
 @with_appcontext
 def massage_remove(athlete_id: int, session_id: int) -> None:
     """Remove a session logged by mistake."""
-    from strava_massage import runner
+    from strava_massage.services import runner
 
     with _runner_session() as session:
         try:
@@ -433,8 +433,8 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
     """Print the note the runner's next run would get, and the numbers behind it."""
     import datetime as dt
 
-    from strava_massage import runner
-    from strava_massage.advising import preview_next_run
+    from strava_massage.services import runner
+    from strava_massage.services.advising import preview_next_run
 
     with _runner_session() as session:
         try:
@@ -486,7 +486,7 @@ def preview_command(
     Nothing is sent to Strava or stored: this shows what the notes would have been. With
     --json, stdout holds only the notes, one JSON object a line; skipped rows go to stderr.
     """
-    from strava_massage import preview, runner
+    from strava_massage.services import preview, runner
 
     try:
         massage_days = [runner.parse_date(d, "--massage") for d in massages]
@@ -577,8 +577,8 @@ def clinic_group() -> None:
 
 def _reset_link(staff: Any) -> str:
     """A fresh password link for a staff login (printed, never logged)."""
-    from strava_massage import clinics
     from strava_massage.models import utcnow
+    from strava_massage.services import clinics
 
     token = clinics.issue_reset(staff, utcnow())
     return f"{_app().config['PUBLIC_URL']}/clinic/password/{token}"
@@ -592,8 +592,8 @@ def _reset_link(staff: Any) -> str:
 @with_appcontext
 def clinic_create(slug: str, name: str, email: str, booking_url: str | None) -> None:
     """Create a clinic and its first staff login; prints the link to set the password."""
-    from strava_massage import clinics
-    from strava_massage.runner import InputError
+    from strava_massage.services import clinics
+    from strava_massage.services.runner import InputError
 
     db = current_app.extensions["db"]
     with db.session() as session:
@@ -616,8 +616,8 @@ def clinic_create(slug: str, name: str, email: str, booking_url: str | None) -> 
 @with_appcontext
 def clinic_add_staff(slug: str, email: str) -> None:
     """Add a staff login to a clinic; prints the link to set the password."""
-    from strava_massage import clinics
-    from strava_massage.runner import InputError
+    from strava_massage.services import clinics
+    from strava_massage.services.runner import InputError
 
     db = current_app.extensions["db"]
     with db.session() as session:
@@ -660,8 +660,8 @@ def clinic_reset_password(email: str) -> None:
 @with_appcontext
 def clinic_remove_staff(email: str) -> None:
     """Delete a staff login; every session of theirs ends at once."""
-    from strava_massage import clinics
-    from strava_massage.runner import InputError
+    from strava_massage.services import clinics
+    from strava_massage.services.runner import InputError
 
     db = current_app.extensions["db"]
     with db.session() as session:

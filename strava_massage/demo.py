@@ -36,8 +36,8 @@ HISTORY = [(1, 8.0, None), (3, 10.0, None), (5, 6.0, None), (7, 18.0, 2)]
 def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     """Start simulator, service and worker; connect a demo runner; show a note on a new run."""
     from strava_massage import create_app
-    from strava_massage.queue import make_consumer, start_worker
-    from strava_massage.subscriptions import create_subscription
+    from strava_massage.services.subscriptions import create_subscription
+    from strava_massage.worker.queue import make_consumer, start_worker
 
     # The demo speaks for itself; routine log lines would bury what it prints.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -122,8 +122,8 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
 
 def _demo_clinic(app: Flask, athlete_id: int) -> None:
     """A clinic the demo runner joined and shares with, so its pages have something to show."""
-    from strava_massage import clinics
     from strava_massage.models import Athlete, utcnow
+    from strava_massage.services import clinics
 
     with app.extensions["db"].session() as session:
         clinic, staff = clinics.create_clinic(

@@ -213,6 +213,8 @@ class Note(Base):
     __table_args__ = (
         UniqueConstraint("activity_id", name="uq_notes_activity"),
         Index("ix_notes_athlete_date", "athlete_id", "local_date"),
+        # The last note of a kind, and the wording each rule used last: one lookup per kind.
+        Index("ix_notes_athlete_kind_date", "athlete_id", "kind", "local_date"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

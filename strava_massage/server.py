@@ -33,7 +33,7 @@ def run_server(
     app: Flask, *, host: str, port: int, threads: int = 8, embedded_worker: bool = False
 ) -> None:
     """Serve `app` with one gthread gunicorn worker; the queue consumer can run inside it."""
-    from strava_massage.queue import make_consumer, start_worker
+    from strava_massage.worker.queue import make_consumer, start_worker
 
     consumers: dict[int, Any] = {}
 

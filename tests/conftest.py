@@ -20,9 +20,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from strava_massage import create_app
 from strava_massage.db import Database
 from strava_massage.models import Event
-from strava_massage.queue import make_consumer, start_worker
+from strava_massage.services.subscriptions import create_subscription
 from strava_massage.simulator import Simulator
-from strava_massage.subscriptions import create_subscription
+from strava_massage.worker.queue import make_consumer, start_worker
 
 from .browser import chromium, page  # noqa: F401  (the browser and a fresh page, for page tests)
 

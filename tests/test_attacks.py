@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import select, update
 
 from strava_massage.models import Activity, Athlete, Event, Note, Token
-from strava_massage.processing import OutcomeKind
+from strava_massage.services.outcomes import OutcomeKind
 
 from .conftest import Stack
 

@@ -22,9 +22,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from strava_massage import clinics
 from strava_massage.advice import KINDS
 from strava_massage.models import Activity, Athlete, Clinic, ClinicStaff, Note, utcnow
+from strava_massage.services import clinics
 
 from .conftest import Stack
 

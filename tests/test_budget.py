@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from strava_massage.budget import Budget
 from strava_massage.db import Database
-from strava_massage.strava import RateLimited
+from strava_massage.strava.budget import Budget
+from strava_massage.strava.client import RateLimited
 
 NOW = 1_800_000_123.0  # 123 s into a 15-minute window, 40,923 s into a UTC day
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from strava_massage import clinics, dashboard
-from strava_massage.clinic_notes import sample_advice
+from strava_massage.domain.clinic_notes import sample_advice
 from strava_massage.models import Activity, Athlete, Clinic, utcnow
+from strava_massage.services import clinics, dashboard
 
 from .browser import accessibility_problems, fits_width, screenshot
 from .conftest import Stack

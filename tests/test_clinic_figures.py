@@ -15,10 +15,10 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from strava_massage import clinics
 from strava_massage.config import ConfigError, load_config
-from strava_massage.dashboard import runner_today
 from strava_massage.models import Athlete, Clinic, utcnow
+from strava_massage.services import clinics
+from strava_massage.services.dashboard import runner_today
 
 from .conftest import VERIFY_TOKEN, Stack
 

@@ -11,8 +11,8 @@ import requests
 from sqlalchemy import select
 
 from strava_massage.advice import KINDS
-from strava_massage.dashboard import runner_today
 from strava_massage.models import Athlete, ConsentChange
+from strava_massage.services.dashboard import runner_today
 
 from .conftest import Stack
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from strava_massage import clinics
 from strava_massage.models import Athlete, Clinic, ConsentChange
+from strava_massage.services import clinics
 
 from .browser import accessibility_problems, fits_width
 from .conftest import Stack

@@ -14,8 +14,6 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from strava_massage import clinics
-from strava_massage.dashboard import runner_today
 from strava_massage.models import (
     Athlete,
     Clinic,
@@ -25,6 +23,8 @@ from strava_massage.models import (
     MassageSession,
     utcnow,
 )
+from strava_massage.services import clinics
+from strava_massage.services.dashboard import runner_today
 
 from .conftest import Stack
 

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from strava_massage import clinic_wording, clinics
 from strava_massage.advice import DEFAULTS, KINDS, Units, advise
-from strava_massage.clinic_notes import (
+from strava_massage.domain.clinic_notes import (
     THRESHOLDS,
     check_template,
     check_thresholds,
@@ -22,11 +21,18 @@ from strava_massage.clinic_notes import (
     sample_advice,
     sample_state,
 )
-from strava_massage.merge import BLOCK_END, BLOCK_START
+from strava_massage.domain.merge import BLOCK_END, BLOCK_START
+from strava_massage.domain.note_templates import (
+    DEFAULT_TEMPLATE,
+    FILTERS,
+    VARIABLES,
+    TemplateRefused,
+)
+from strava_massage.domain.notes import MAX_NOTE_CHARS, Wording, render_note
 from strava_massage.models import Athlete, Clinic, Note, utcnow
-from strava_massage.note_templates import DEFAULT_TEMPLATE, FILTERS, VARIABLES, TemplateRefused
-from strava_massage.notes import MAX_NOTE_CHARS, Wording, render_note
-from strava_massage.processing import runner_settings
+from strava_massage.services import clinics
+from strava_massage.services.advising import runner_settings
+from strava_massage.web import clinic_wording
 
 from .conftest import Stack
 

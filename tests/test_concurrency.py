@@ -11,14 +11,14 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Note
-from strava_massage.processing import (
+from strava_massage.services.context import Services
+from strava_massage.services.outcomes import OutcomeKind
+from strava_massage.worker.jobs import (
     AthleteBusy,
     Claimed,
     ClaimLost,
-    OutcomeKind,
-    Services,
     claim,
     handle,
     keep_claim,

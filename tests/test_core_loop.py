@@ -7,7 +7,7 @@ import datetime as dt
 import requests
 from sqlalchemy import select
 
-from strava_massage.merge import BLOCK_END, BLOCK_START
+from strava_massage.domain.merge import BLOCK_END, BLOCK_START
 from strava_massage.models import Activity, Athlete, Note, Token
 
 from .conftest import VERIFY_TOKEN, Stack
@@ -104,7 +104,7 @@ def test_two_runs_in_one_local_week_add_up(stack: Stack) -> None:
         timezone="(GMT-08:00) America/Los_Angeles",
     )
     stack.wait_idle()
-    from strava_massage.ledger import totals
+    from strava_massage.domain.ledger import totals
 
     with stack.db.session() as session:
         row = session.get(Athlete, athlete["id"])

@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Event, Note
 
 from .conftest import VERIFY_TOKEN, Stack

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import insert
 
 from strava_massage import services
-from strava_massage.budget import Budget, FairShare, charged_to
 from strava_massage.db import Database
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Event
-from strava_massage.processing import process_event
-from strava_massage.strava import RateLimited
+from strava_massage.strava.budget import Budget, FairShare, charged_to
+from strava_massage.strava.client import RateLimited
+from strava_massage.worker.jobs import process_event
 
 from .conftest import Stack
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 
 from .conftest import Stack
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from strava_massage.merge import BLOCK_END, BLOCK_START, make_block, merge_note, runner_text
+from strava_massage.domain.merge import BLOCK_END, BLOCK_START, make_block, merge_note, runner_text
 from strava_massage.models import Note
 
 from .conftest import Stack

@@ -10,10 +10,10 @@ import re
 import pytest
 from babel.dates import format_date
 
-from strava_massage import runner
 from strava_massage.advice import DEFAULTS
 from strava_massage.advice.state import NIGGLE_AREAS, Niggle
 from strava_massage.models import Athlete
+from strava_massage.services import runner
 
 from .conftest import Stack
 from .test_clinic_staff import _make_clinic, _runner_in, _share, _staff

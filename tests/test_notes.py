@@ -20,8 +20,8 @@ from strava_massage.advice import (
     advise,
 )
 from strava_massage.advice.rules import NIGGLE_ADVICE
-from strava_massage.clinic_notes import sample_state
-from strava_massage.notes import DEFAULT_DISCLAIMER, MAX_NOTE_CHARS, environment, render_note
+from strava_massage.domain.clinic_notes import sample_state
+from strava_massage.domain.notes import DEFAULT_DISCLAIMER, MAX_NOTE_CHARS, environment, render_note
 from strava_massage.paths import TEMPLATES_DIR
 from tests.factories import DAY, KM, MI, make_state
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from strava_massage import dashboard
 from strava_massage.models import Activity, Athlete, MassageSession, Note, Token
+from strava_massage.services import dashboard
 
 from .browser import accessibility_problems, fits_width, screenshot
 from .conftest import Stack

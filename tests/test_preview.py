@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from strava_massage.advice import KINDS
 from strava_massage.cli import cli
-from strava_massage.preview import (
+from strava_massage.services.preview import (
     KIND_LABELS,
     BadRow,
     Export,

@@ -18,9 +18,9 @@ from huey.signals import SIGNAL_COMPLETE
 from sqlalchemy import func, select
 
 from strava_massage.db import Database
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Event, Note
-from strava_massage.periodic import take_turn
+from strava_massage.worker.periodic import take_turn
 
 from .conftest import VERIFY_TOKEN, Backend, Stack
 from .test_crash import _free_port, _worker

@@ -9,8 +9,8 @@ import time
 import requests
 from sqlalchemy import func, select
 
-from strava_massage.ledger import totals
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.ledger import totals
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Activity, Athlete, Event, Note, Token
 
 from .conftest import Stack

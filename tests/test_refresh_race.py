@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from strava_massage.models import Token
-from strava_massage.processing import Services
-from strava_massage.tokens import access_token
+from strava_massage.services.context import Services
+from strava_massage.strava.tokens import access_token
 
 from .conftest import Stack
 

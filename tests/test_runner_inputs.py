@@ -7,9 +7,9 @@ import re
 
 from sqlalchemy import select
 
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Activity, Athlete, MassageSession, Note
-from strava_massage.processing import training_state
+from strava_massage.services.advising import training_state
 
 from .conftest import Stack
 

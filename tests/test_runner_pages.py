@@ -12,8 +12,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from sqlalchemy import insert
 
-from strava_massage import dashboard
 from strava_massage.models import Activity, Athlete, MassageSession, Note
+from strava_massage.services import dashboard
 
 from .conftest import Stack
 from .test_security import _csrf

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from strava_massage.advice import RACE_KINDS
-from strava_massage.preview import PreviewNote, read_export, replay
+from strava_massage.services.preview import PreviewNote, read_export, replay
 
 from .data import make_export as plan
 

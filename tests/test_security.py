@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from strava_massage import create_app
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Activity, Athlete, Event, Note, Token
 
 from .conftest import Stack

@@ -15,10 +15,11 @@ import requests
 from flask import Flask, Response, request
 from sqlalchemy import select, update
 
-from strava_massage.merge import BLOCK_START
+from strava_massage.domain.merge import BLOCK_START
 from strava_massage.models import Athlete, Event, Token
-from strava_massage.processing import Services, disconnect_athlete
-from strava_massage.strava import RateLimited, StravaAPI, athlete_info
+from strava_massage.services.accounts import disconnect_athlete
+from strava_massage.services.context import Services
+from strava_massage.strava.client import RateLimited, StravaAPI, athlete_info
 
 from .conftest import Stack, serve
 
@@ -405,8 +406,8 @@ def test_refused_app_credentials_delete_nobody(make_stack: Callable[..., Stack])
             update(Token).where(Token.athlete_id == athlete_id).values(expires_at=int(time.time()))
         )
         session.commit()
-    from strava_massage.strava import RefreshRefused, StravaError
-    from strava_massage.tokens import access_token
+    from strava_massage.strava.client import RefreshRefused, StravaError
+    from strava_massage.strava.tokens import access_token
 
     with pytest.raises(StravaError) as refused:
         access_token(svc.db, svc.strava, svc.box, athlete_id)

@@ -24,7 +24,7 @@ from strava_massage.models import Athlete, Event, Subscription, table_of, utcnow
 
 if TYPE_CHECKING:
     from strava_massage.db import Database
-    from strava_massage.queue import Tasks
+    from strava_massage.worker.queue import Tasks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -59,11 +59,6 @@ def derive_secret(secret_key: str | bytes) -> str:
     """The default path secret: HMAC-SHA256 of SECRET_KEY under a fixed label, in hex."""
     key = secret_key.encode() if isinstance(secret_key, str) else secret_key
     return hmac.new(key, SECRET_LABEL, hashlib.sha256).hexdigest()
-
-
-def callback_url(app: Flask) -> str:
-    """The URL Strava is given for the subscription: PUBLIC_URL, the path, the secret."""
-    return f"{app.config['PUBLIC_URL']}/webhooks/strava/{app.config['WEBHOOK_SECRET']}"
 
 
 def _require_secret(secret: str) -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from strava_massage import preview
-from strava_massage.preview import PreviewNote, Race
-from strava_massage.strava import ActivityInfo
+from strava_massage.domain.activity import ActivityInfo
+from strava_massage.services import preview
+from strava_massage.services.preview import PreviewNote, Race
 
 Units = Literal["km", "mi"]
 METRES_PER_MILE = 1609.344

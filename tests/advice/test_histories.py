@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from strava_massage.preview import read_export, zone
+from strava_massage.services.preview import read_export, zone
 
 from .histories import (
     BY_NAME,

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from strava_massage.preview import PreviewNote
+from strava_massage.services.preview import PreviewNote
 
 from .histories import (
     BY_NAME,

@@ -28,10 +28,8 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from strava_massage import clinics, dashboard, runner
 from strava_massage.advice.state import NIGGLE_AREAS, metres_per_unit
 from strava_massage.db import get_session
-from strava_massage.forms import ClinicSharingForm, MassageForm, NiggleForm, SettingsForm
 from strava_massage.models import (
     Activity,
     Athlete,
@@ -41,8 +39,10 @@ from strava_massage.models import (
     Note,
     utcnow,
 )
-from strava_massage.processing import clinic_of
+from strava_massage.services import clinics, dashboard, runner
+from strava_massage.services.advising import clinic_of
 from strava_massage.web import id_arg
+from strava_massage.web.forms import ClinicSharingForm, MassageForm, NiggleForm, SettingsForm
 
 bp = Blueprint("runner", __name__)
 log = logging.getLogger(__name__)

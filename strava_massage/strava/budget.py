@@ -29,7 +29,7 @@ from sqlalchemy import Connection, bindparam, case, delete, select, update
 
 from strava_massage.db import Database, insert_for
 from strava_massage.models import Event, RateBudget, table_of
-from strava_massage.strava import RateLimited, RateStatus, seconds_until_reset
+from strava_massage.strava.client import RateLimited, RateStatus, seconds_until_reset
 
 DAY = 86400
 SHORT, DAILY = "short", "daily"

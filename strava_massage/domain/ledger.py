@@ -6,12 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Date, bindparam, case, delete, func, select
+from sqlalchemy import Connection, Date, bindparam, case, delete, func, select, union_all
 from sqlalchemy.orm import Session
 
+from strava_massage.advice.wordings import WORDINGS
 from strava_massage.db import insert_for
+from strava_massage.domain.activity import ActivityInfo
 from strava_massage.models import Activity, Athlete, MassageSession, Note, table_of
-from strava_massage.strava import ActivityInfo
 
 # The worker runs these on a Core connection, the pages in a session.
 Executor = Session | Connection
@@ -217,8 +218,8 @@ _FIRST_RUN = (
     .scalar_subquery()
 )
 _NOTES = table_of(Note)
-# Newest first along the (athlete, date) index, so it stops at the first match instead of
-# reading the runner's whole history.
+# Newest first along the (athlete, kind, date) index: one lookup, whether the runner got a note of
+# the kind yesterday, years ago or never.
 _LAST_NOTE = (
     select(_NOTES.c.local_date)
     .where(
@@ -304,21 +305,32 @@ _RECENT_NOTES = (
 )
 
 
-# The wording each rule used last, however long ago (a rule may not have spoken for months).
-_NEWEST_FIRST = func.row_number().over(
-    partition_by=_NOTES.c.kind, order_by=(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
-)
-_WORDINGS = (
-    select(_NOTES.c.kind, _NOTES.c.wording_id, _NEWEST_FIRST.label("newest"))
-    .where(
-        _NOTES.c.athlete_id == bindparam("athlete_id"),
-        _NOTES.c.activity_id != bindparam("exclude"),
-        _NOTES.c.wording_id.is_not(None),
-        _NOTES.c.local_date <= bindparam("day", type_=Date),
+# The wording each rule used last, however long ago (a rule may not have spoken for months): the
+# wording of its latest note, read for each kind that has wordings (a wording's key is its
+# rule's kind, or kind.variant) along the (athlete, kind, date) index. One index lookup per
+# kind, whatever the runner's history; every note of these kinds carries a wording (only those
+# from before wordings existed do not, and none is newer than a note with one).
+_WORDING_KINDS = tuple(sorted({key.split(".")[0] for key in WORDINGS}))
+
+
+def _last_wording(kind: str) -> Any:
+    """The kind and wording of the runner's latest note of `kind` up to "day", if it has one."""
+    latest = (
+        select(_NOTES.c.kind, _NOTES.c.wording_id)
+        .where(
+            _NOTES.c.athlete_id == bindparam("athlete_id"),
+            _NOTES.c.kind == kind,
+            _NOTES.c.local_date <= bindparam("day", type_=Date),
+            _NOTES.c.activity_id != bindparam("exclude"),
+        )
+        .order_by(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
+        .limit(1)
+        .subquery(f"last_{kind}")
     )
-    .subquery()
-)
-_LAST_WORDINGS = select(_WORDINGS.c.kind, _WORDINGS.c.wording_id).where(_WORDINGS.c.newest == 1)
+    return select(latest.c.kind, latest.c.wording_id).where(latest.c.wording_id.is_not(None))
+
+
+_LAST_WORDINGS = union_all(*(_last_wording(kind) for kind in _WORDING_KINDS))
 
 
 def last_wordings_query(athlete_id: int, day: dt.date, exclude: int) -> Query:

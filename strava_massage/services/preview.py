@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from strava_massage import ledger, runner
 from strava_massage.advice import (
     DEFAULTS,
     KINDS,
@@ -35,9 +34,11 @@ from strava_massage.advice import (
     format_distance,
 )
 from strava_massage.db import Database
+from strava_massage.domain import ledger
+from strava_massage.domain.activity import ActivityInfo
 from strava_massage.models import Athlete, Base, MassageSession
-from strava_massage.processing import decide_note
-from strava_massage.strava import ActivityInfo
+from strava_massage.services import runner
+from strava_massage.services.advising import decide_note
 
 PREVIEW_ATHLETE = 1
 # The export writes dates in English, in UTC, e.g. "Mar 3, 2024, 6:45:12 AM".

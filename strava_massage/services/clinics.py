@@ -24,10 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from strava_massage import ledger
 from strava_massage.advice import AdviceSettings, Units, to_units
 from strava_massage.advice.state import NIGGLE_AREAS, Niggle
-from strava_massage.dashboard import runner_today
+from strava_massage.domain import ledger
 from strava_massage.models import (
     Athlete,
     Clinic,
@@ -38,8 +37,9 @@ from strava_massage.models import (
     aware,
     table_of,
 )
-from strava_massage.processing import runner_settings
-from strava_massage.runner import InputError, active_niggle
+from strava_massage.services.advising import runner_settings
+from strava_massage.services.dashboard import runner_today
+from strava_massage.services.runner import InputError, active_niggle
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])")

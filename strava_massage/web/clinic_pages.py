@@ -29,19 +29,21 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from strava_massage import clinic_notes, clinics, web
+from strava_massage import web
 from strava_massage.advice.state import NIGGLE_AREAS
 from strava_massage.db import get_session
-from strava_massage.forms import (
+from strava_massage.domain import clinic_notes
+from strava_massage.models import Clinic, ClinicStaff, utcnow
+from strava_massage.services import clinics
+from strava_massage.services.runner import InputError
+from strava_massage.web.forms import (
     ClinicSessionForm,
     ClinicSettingsForm,
     NewPasswordForm,
     StaffLoginForm,
     niggle_words,
 )
-from strava_massage.models import Clinic, ClinicStaff, utcnow
-from strava_massage.pages import safe_next
-from strava_massage.runner import InputError
+from strava_massage.web.pages import safe_next
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 log = logging.getLogger(__name__)

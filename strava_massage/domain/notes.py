@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from strava_massage.advice import Advice
-from strava_massage.note_templates import TemplateRefused, render_main
+from strava_massage.domain.note_templates import TemplateRefused, render_main
 from strava_massage.paths import TEMPLATES_DIR
 
 log = logging.getLogger(__name__)

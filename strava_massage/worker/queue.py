@@ -70,7 +70,8 @@ class Tasks:
 
 def init_app(app: Flask) -> Tasks:
     """Create the queue and register the tasks, each run inside this app's context."""
-    from strava_massage import processing, services
+    from strava_massage import services
+    from strava_massage.worker import jobs
 
     cfg = app.config
     huey = make_huey(cfg["QUEUE_URL"], cfg["QUEUE_NAME"], cfg["QUEUE_MAX_CONNECTIONS"])
@@ -79,7 +80,7 @@ def init_app(app: Flask) -> Tasks:
     def process_event_task(event_id: int) -> None:
         """Process one stored webhook event."""
         with app.app_context():
-            processing.process_event(services.get(), event_id)
+            jobs.process_event(services.get(), event_id)
 
     @huey.task(name="sweep")  # type: ignore[untyped-decorator]
     def sweep_task() -> None:
@@ -98,25 +99,27 @@ def init_app(app: Flask) -> Tasks:
 
 def _idle_check_turn(app: Flask) -> bool:
     """Queue access checks for quiet runners if no worker did in this interval yet."""
-    from strava_massage import periodic, processing, services
+    from strava_massage import services
+    from strava_massage.worker import jobs, periodic
 
     svc = services.get()
     interval = float(app.config["IDLE_CHECK_INTERVAL_SECONDS"])
     if not periodic.take_turn(svc.db, "idle_check", svc.now().timestamp(), interval):
         return False
-    processing.check_idle_runners(svc, float(app.config["IDLE_CHECK_DAYS"]))
+    jobs.check_idle_runners(svc, float(app.config["IDLE_CHECK_DAYS"]))
     return True
 
 
 def _sweep_turn(app: Flask) -> bool:
     """Sweep if no worker has swept in this interval yet (inside an app context)."""
-    from strava_massage import periodic, processing, services
+    from strava_massage import services
+    from strava_massage.worker import jobs, periodic
 
     svc = services.get()
     interval = float(app.config["SWEEP_INTERVAL_SECONDS"])
     if not periodic.take_turn(svc.db, "sweep", svc.now().timestamp(), interval):
         return False
-    processing.sweep(svc)
+    jobs.sweep(svc)
     return True
 
 
@@ -151,14 +154,15 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         """Renew, and sweep when a new interval began; a failure waits for the next tick."""
-        from strava_massage import processing, services
+        from strava_massage import services
+        from strava_massage.worker import jobs
 
         swept = -1
         while not self._stopped.wait(self.tick):
             try:
                 with self.app.app_context():
                     svc = services.get()
-                    processing.renew_leases(svc)
+                    jobs.renew_leases(svc)
                     slot = int(svc.clock() // self.interval)
                     if self.sweep and slot != swept:
                         swept = slot
@@ -232,10 +236,11 @@ def start_worker(app: Flask, consumer: Consumer) -> None:
     The worker inside `serve` is the deployment's only one, so what a killed `serve` held is
     taken over at once rather than after its leases.
     """
-    from strava_massage import processing, services
+    from strava_massage import services
+    from strava_massage.worker import jobs
 
     with app.app_context():
-        processing.sweep(services.get(), take_over=isinstance(consumer, EmbeddedConsumer))
+        jobs.sweep(services.get(), take_over=isinstance(consumer, EmbeddedConsumer))
     consumer.start()
     keeper = LeaseKeeper(app, sweep=bool(getattr(consumer, "periodic", True)))
     keeper.start()

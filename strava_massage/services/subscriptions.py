@@ -8,15 +8,21 @@ from sqlalchemy import delete, select
 from strava_massage.models import Subscription
 
 
-def create_subscription(app: Flask, callback_url: str | None = None) -> tuple[int, str]:
+def callback_url(app: Flask) -> str:
+    """The URL Strava is given for the subscription: PUBLIC_URL, the webhook's path, the secret.
+
+    The path is the one `webhooks/` serves; WEBHOOK_SECRET is settled by its init_app.
+    """
+    return f"{app.config['PUBLIC_URL']}/webhooks/strava/{app.config['WEBHOOK_SECRET']}"
+
+
+def create_subscription(app: Flask, url: str | None = None) -> tuple[int, str]:
     """Ask Strava for the subscription (it calls our handshake) and store its id.
 
-    The callback is `{PUBLIC_URL}/webhooks/strava/<secret>` unless one is given.
+    The callback is `callback_url(app)` unless one is given.
     """
-    from webhooks import callback_url as secret_callback_url
-
     svc = app.extensions["services"]
-    url = callback_url or secret_callback_url(app)
+    url = url or callback_url(app)
     sub_id = svc.strava.create_subscription(url, app.config["STRAVA_VERIFY_TOKEN"])
     with svc.db.session() as session:
         # One subscription per application: a new one replaces whatever was stored.

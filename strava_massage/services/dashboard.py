@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from strava_massage import ledger
-from strava_massage.ledger import Week
+from strava_massage.domain import ledger
+from strava_massage.domain.ledger import Week
 from strava_massage.models import Activity, Athlete, MassageSession, Note
-from strava_massage.processing import clinic_of, runner_settings
+from strava_massage.services.advising import clinic_of, runner_settings
 
 CHART_WEEKS = 16
 NOTES_PER_PAGE = 20

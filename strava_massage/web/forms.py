@@ -25,8 +25,8 @@ from wtforms.validators import (
 )
 
 from strava_massage.advice.state import NIGGLE_AREAS
-from strava_massage.clinics import MAX_NAME
-from strava_massage.runner import MAX_DISCLAIMER
+from strava_massage.services.clinics import MAX_NAME
+from strava_massage.services.runner import MAX_DISCLAIMER
 
 
 class SettingsForm(FlaskForm):  # type: ignore[misc]

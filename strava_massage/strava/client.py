@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from strava_massage.advice import RUN_TYPES
+from strava_massage.domain.activity import ActivityInfo
 
 # stravalib resets the global warnings filter when imported; keep the application's own.
 _saved_filters = list(warnings.filters)
@@ -133,27 +133,6 @@ def athlete_info(athlete: dict[str, Any]) -> AthleteInfo:
     else:
         units, source = "km", "default"
     return AthleteInfo(int(athlete["id"]), units, source, country)
-
-
-@dataclass(frozen=True)
-class ActivityInfo:
-    """The activity fields the service reads; nothing else leaves this module."""
-
-    id: int
-    athlete_id: int
-    sport_type: str
-    distance_m: float
-    moving_time_s: int
-    start_date_local: dt.datetime  # local wall time, naive
-    timezone: str | None
-    workout_type: int | None
-    description: str
-    private_note: str | None
-
-    @property
-    def is_run(self) -> bool:
-        """Whether this activity counts toward running mileage."""
-        return self.sport_type in RUN_TYPES
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from strava_massage.merge import BLOCK_END, BLOCK_START
+from strava_massage.domain.merge import BLOCK_END, BLOCK_START
 
 # What a template may use, each a plain string (or empty): the page documents them.
 VARIABLES: dict[str, str] = {

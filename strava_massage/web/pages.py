@@ -23,18 +23,24 @@ from flask_babel import gettext as _
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from strava_massage import capacity, clinics, runner, services, web
+from strava_massage import services, web
 from strava_massage.advice import HIGH_VOLUME, Units
-from strava_massage.clinic_notes import sample_advice
 from strava_massage.config import STRAVA_SCOPES
 from strava_massage.db import get_session
-from strava_massage.merge import make_block
+from strava_massage.domain.clinic_notes import sample_advice
+from strava_massage.domain.merge import make_block
+from strava_massage.domain.notes import render_note
 from strava_massage.models import Athlete, Clinic, ClinicStaff, Event, OAuthState, utcnow
-from strava_massage.notes import render_note
-from strava_massage.processing import backfill_event, disconnect_athlete
-from strava_massage.runner_pages import login_required
-from strava_massage.strava import AthleteInfo, AthleteLimitReached, StravaError, TemporaryFailure
-from strava_massage.tokens import store_grant
+from strava_massage.services import capacity, clinics, runner
+from strava_massage.services.accounts import backfill_event, disconnect_athlete
+from strava_massage.strava.client import (
+    AthleteInfo,
+    AthleteLimitReached,
+    StravaError,
+    TemporaryFailure,
+)
+from strava_massage.strava.tokens import store_grant
+from strava_massage.web.runner_pages import login_required
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)

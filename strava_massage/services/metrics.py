@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from strava_massage.models import Event
 
 if TYPE_CHECKING:
-    from strava_massage.processing import Outcome
+    from strava_massage.services.outcomes import Outcome
 
 _ID = re.compile(r"/\d+(?=/|$)")
 

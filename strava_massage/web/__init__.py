@@ -29,10 +29,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from strava_massage import capacity
 from strava_massage.config import PRODUCT_NAME
 from strava_massage.db import get_session
 from strava_massage.models import Athlete, ClinicStaff
+from strava_massage.services import capacity
 
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)

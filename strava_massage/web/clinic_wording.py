@@ -25,7 +25,8 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
 from strava_massage.advice import KINDS, AdviceSettings, Units
-from strava_massage.clinic_notes import (
+from strava_massage.db import get_session
+from strava_massage.domain.clinic_notes import (
     THRESHOLD_NAMES,
     THRESHOLDS,
     Threshold,
@@ -34,11 +35,8 @@ from strava_massage.clinic_notes import (
     clinic_settings,
     normalise_source,
 )
-from strava_massage.clinic_pages import staff_required
-from strava_massage.db import get_session
-from strava_massage.merge import make_block
-from strava_massage.models import Clinic
-from strava_massage.note_templates import (
+from strava_massage.domain.merge import make_block
+from strava_massage.domain.note_templates import (
     DEFAULT_TEMPLATE,
     FILTERS,
     MAX_LINES,
@@ -46,6 +44,8 @@ from strava_massage.note_templates import (
     VARIABLES,
     TemplateRefused,
 )
+from strava_massage.models import Clinic
+from strava_massage.web.clinic_pages import staff_required
 
 bp = Blueprint("clinic_wording", __name__, url_prefix="/clinic/wording")
 

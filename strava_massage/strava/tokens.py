@@ -10,10 +10,11 @@ from typing import NamedTuple
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from strava_massage.crypto import TokenBox
 from strava_massage.db import Database
+from strava_massage.domain.accounts import delete_athlete
 from strava_massage.models import Token
-from strava_massage.strava import RefreshRefused, StravaAPI, TokenGrant, Unauthorized
+from strava_massage.strava.client import RefreshRefused, StravaAPI, TokenGrant, Unauthorized
+from strava_massage.strava.crypto import TokenBox
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,6 @@ def access_token(
 
 def _forget_revoked(db: Database, athlete_id: int) -> None:
     """Delete a runner whose refresh token Strava refused, as for a confirmed deauthorization."""
-    # Imported here: processing imports this module for access_token.
-    from strava_massage.processing import delete_athlete
-
     delete_athlete(db, athlete_id)
     log.warning(
         "Strava refused the refresh token of athlete=%s (access revoked): "

@@ -37,9 +37,9 @@ from strava_massage.advice import (
 )
 from strava_massage.advice.settings import with_overrides
 from strava_massage.advice.state import metres_per_unit
+from strava_massage.domain.note_templates import TemplateRefused
+from strava_massage.domain.notes import Wording, render_note
 from strava_massage.models import Clinic
-from strava_massage.note_templates import TemplateRefused
-from strava_massage.notes import Wording, render_note
 
 UNITS: tuple[Units, ...] = ("km", "mi")
 SAMPLE_DAY = dt.date(2026, 4, 16)  # a Thursday, mid-week: the week totals have room either way

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from strava_massage.budget import Budget
-from strava_massage.crypto import TokenBox
-from strava_massage.metrics import Metrics
-from strava_massage.processing import Services
-from strava_massage.strava import StravaAPI
+from strava_massage.services.context import Services
+from strava_massage.services.metrics import Metrics
+from strava_massage.strava.budget import Budget
+from strava_massage.strava.client import StravaAPI
+from strava_massage.strava.crypto import TokenBox
 
 
 def init_app(app: Flask) -> Services:

@@ -6,45 +6,30 @@ run the same under huey, in a test, or from the command line. Every step is safe
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import random
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from strava_massage import ledger
 from strava_massage.advice import (
-    DEFAULTS,
-    MONTHLY_CHECKIN,
     RUN_TYPES,
-    AdviceSettings,
-    Niggle,
-    PastNote,
-    PastRun,
-    TrainingState,
-    advise,
 )
-from strava_massage.advice.settings import with_overrides
-from strava_massage.budget import FairShare, charged_to
-from strava_massage.crypto import TokenBox
-from strava_massage.db import Database, insert_for
-from strava_massage.ledger import Executor
+from strava_massage.db import insert_for
+from strava_massage.domain import ledger
+from strava_massage.domain.accounts import delete_athlete
+from strava_massage.domain.activity import ActivityInfo
+from strava_massage.domain.merge import make_block, merge_note
 from strava_massage.logfmt import life_line
-from strava_massage.merge import make_block, merge_note
 from strava_massage.models import (
     Activity,
     Athlete,
     Clinic,
-    ConsentChange,
     Event,
-    MassageSession,
     Note,
     OAuthState,
     Token,
@@ -52,93 +37,24 @@ from strava_massage.models import (
     table_of,
     utcnow,
 )
-from strava_massage.notes import Wording, render_note
-from strava_massage.strava import (
-    ActivityInfo,
+from strava_massage.services.accounts import BACKFILL_DAYS, check_event
+from strava_massage.services.advising import decide_note
+from strava_massage.services.context import Services
+from strava_massage.services.outcomes import Outcome, OutcomeKind
+from strava_massage.strava.budget import FairShare, charged_to
+from strava_massage.strava.client import (
     NotFound,
     RateLimited,
     Rejected,
-    StravaAPI,
     StravaError,
     TemporaryFailure,
     Unauthorized,
 )
-from strava_massage.tokens import NoToken, Stored, access_token
+from strava_massage.strava.tokens import NoToken, Stored, access_token
 
 log = logging.getLogger(__name__)
 
 RETRY_MAX_SECONDS = 600.0
-
-
-@dataclass
-class Services:
-    """What a job needs, passed in rather than looked up, so tests can build their own."""
-
-    db: Database
-    strava: StravaAPI
-    box: TokenBox
-    enqueue: Callable[[int, float], None]  # (event id, delay in seconds)
-    advice: AdviceSettings = DEFAULTS
-    token_margin: int = 300
-    lease_seconds: float = 20.0
-    max_attempts: int = 6
-    retry_base_seconds: float = 5.0  # first retry's wait; doubled for each further attempt
-    on_outcome: Callable[[Outcome], None] = field(default=lambda outcome: None)  # for /metrics
-    clock: Callable[[], float] = field(default=time.time)
-    # The claims this process is working on, {event id: (claim, since)}: the lease keeper
-    # renews their leases every few seconds (renew_leases), so a short lease only ends when its
-    # holder dies, or after HOLD_MAX seconds for a job that hangs.
-    held: dict[int, tuple[int, float]] = field(default_factory=dict)
-    # A pending event sits this many leases past its due time before the sweep re-enqueues it
-    # (its task is normally still queued: a longer grace avoids queueing a backlog twice).
-    pending_grace_leases: int = 2
-
-    def now(self) -> dt.datetime:
-        """The clock as an aware UTC datetime."""
-        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-
-
-class OutcomeKind(StrEnum):
-    """What became of an event, without its details: what /metrics counts."""
-
-    NOTE_WRITTEN = "note written"
-    NOTE_IN_PRIVATE_NOTE = "note in private note"
-    NOTE_PRESENT = "note already present"
-    NOTE_ALREADY_WRITTEN = "ledger updated, note already written"
-    NOTES_PAUSED = "counted, notes paused"
-    NOT_A_RUN = "not a run"
-    ACTIVITY_DELETED = "activity deleted"
-    ACTIVITY_NOT_FOUND = "activity not found on Strava"
-    OTHER_ATHLETES = "activity belongs to another athlete"
-    HISTORY_IMPORTED = "history imported"
-    ATHLETE_GONE = "athlete gone before their history was imported"
-    ACCESS_CONFIRMED = "access still granted at Strava"
-    ACCESS_REVOKED = "access revoked at Strava, all their data deleted"
-    DEAUTHORIZED = "athlete deauthorized, all their data deleted"
-    DEAUTH_NOT_CONFIRMED = "deauthorization not confirmed by Strava, ignored"
-    ATHLETE_UPDATE_IGNORED = "athlete update ignored"
-    UNKNOWN_ATHLETE = "unknown athlete"
-    UNCONNECTED = "athlete has no token"
-    ACCESS_REFUSED = "Strava refused the athlete's token (access revoked?)"
-    LEFT_ALONE = "left alone"  # Strava refused the write: access revoked or run deleted
-    CLAIM_LOST = "claim lost"
-    DEFERRED = "deferred"
-    RETRYING = "retrying"
-    FAILED = "failed"
-    NOT_CLAIMABLE = "not claimable (finished, deferred or held by another worker)"
-    WAITING = "waiting: another event of this runner is in progress"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one handling of an event ended: its kind, and what varies within it."""
-
-    kind: OutcomeKind
-    detail: str = ""
-
-    def __str__(self) -> str:
-        """The text stored on the event and logged: "note written (recovery_tip)"."""
-        return f"{self.kind.value} ({self.detail})" if self.detail else self.kind.value
 
 
 class Done(Exception):
@@ -254,10 +170,6 @@ _LOCK_RUNNER = (
     .where(_ATHLETES.c.id == bindparam("athlete_id"))
     .with_for_update(key_share=True)
 )
-# A runner's clinic as their notes and pages show it: everything but the logo's bytes.
-_CLINIC_OF = select(*(c for c in _CLINICS.columns if c.key != "logo")).where(
-    _CLINICS.c.id == bindparam("clinic_id")
-)
 # The runner and their token, under names that cannot clash with the claimed event's.
 _RUNNER_COLUMNS = (
     *(column.label(f"runner_{column.key}") for column in _ATHLETES.columns),
@@ -273,7 +185,6 @@ _RUNNER = (
 
 
 _NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
-_RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
 _SET_TIMEZONE = (
     update(_ATHLETES)
     .where(_ATHLETES.c.id == bindparam("athlete_id"))
@@ -346,6 +257,9 @@ def _finish(
     at = now if ended else now + dt.timedelta(seconds=due_in)
     ending = {"event_id": event.id, "status": status, "outcome": str(outcome)[:200], "at": at}
     with svc.db.engine.begin() as conn:
+        # The runner's row first, as a claim does: a claim of their next event then either
+        # sees this one ended, or is seen by the read of the next due event below.
+        conn.execute(_LOCK_RUNNER, {"athlete_id": event.owner_id})
         if note:
             conn.execute(_WRITTEN, {"note_id": note, "now": now})
         conn.execute(_ENDINGS[ended], ending)
@@ -668,66 +582,6 @@ def _new_zone(athlete: Athlete, strava_zone: str | None) -> str | None:
     return zone if zone and zone != athlete.timezone else None
 
 
-def runner_settings(
-    athlete: Athlete, base: AdviceSettings = DEFAULTS, clinic: Clinic | None = None
-) -> AdviceSettings:
-    """The defaults, then the clinic's thresholds, then the runner's own overrides."""
-    overrides = {**((clinic.advice_overrides or {}) if clinic else {})}
-    overrides.update(athlete.advice_overrides or {})
-    return with_overrides(base, overrides)
-
-
-def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:
-    """The runner's clinic (detached, without the logo's bytes), or None; no query if none."""
-    if athlete.clinic_id is None:
-        return None
-    row = session.execute(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).first()
-    return Clinic(**row._mapping) if row is not None else None
-
-
-def wording_of(clinic: Clinic | None) -> Wording | None:
-    """A clinic's name, link and templates for the note renderer."""
-    if clinic is None:
-        return None
-    return Wording(clinic.name, clinic.booking_url, dict(clinic.note_templates or {}))
-
-
-def decide_note(
-    session: Executor,
-    athlete: Athlete,
-    activity_id: int,
-    base: AdviceSettings = DEFAULTS,
-    *,
-    run: Activity | None = None,
-) -> Note:
-    """Advice and note text for a run already in the ledger, as an unsaved Note row.
-
-    The worker, `strava-massage advise` and `strava-massage preview` all decide through here;
-    a clinic's runner gets the clinic's thresholds, wording and booking link. `run` is the
-    run's ledger row when the caller has just written it.
-    """
-    clinic = clinic_of(session, athlete)
-    settings = runner_settings(athlete, base, clinic)
-    state = training_state(session, athlete, activity_id, settings, run=run)
-    if clinic is not None:  # a session note names the clinic to ask about a sore area
-        state = dataclasses.replace(state, clinic=clinic.name)
-    advice = advise(state, settings)
-    return Note(
-        activity_id=state.activity_id,
-        athlete_id=athlete.id,
-        local_date=state.local_date,
-        kind=advice.kind,
-        is_session=advice.is_session,
-        tip_id=advice.tip_id,
-        wording_id=advice.wording_id,
-        reason=advice.reason,
-        fact_ids=",".join(advice.fact_ids),
-        text=render_note(advice, disclaimer=athlete.disclaimer, wording=wording_of(clinic)),
-        target=athlete.note_target,
-        status="decided",
-    )
-
-
 def _likely_not_a_run(svc: Services, event: Claimed) -> bool:
     """An update to an activity outside the ledger, or one turning it into another sport.
 
@@ -805,37 +659,6 @@ def _use_description(svc: Services, note: Note) -> None:
         session.commit()
 
 
-BACKFILL_DAYS = 56  # eight weeks: enough for the 28-day load figures and a month's history
-
-
-def backfill_event(athlete_id: int, connected_at: dt.datetime) -> dict[str, Any]:
-    """The internal event that imports a runner's recent history after they connect."""
-    stamp = int(connected_at.timestamp())
-    return {
-        "dedupe_key": f"backfill:{athlete_id}:{stamp}",
-        "object_type": "athlete",
-        "object_id": athlete_id,
-        "aspect_type": "backfill",
-        "owner_id": athlete_id,
-        "updates": {},
-        "event_time": stamp,
-    }
-
-
-def check_event(athlete_id: int, now: dt.datetime) -> dict[str, Any]:
-    """The internal event that asks Strava whether a quiet runner still grants access."""
-    stamp = int(now.timestamp())
-    return {
-        "dedupe_key": f"check:{athlete_id}:{stamp}",
-        "object_type": "athlete",
-        "object_id": athlete_id,
-        "aspect_type": "check",
-        "owner_id": athlete_id,
-        "updates": {},
-        "event_time": stamp,
-    }
-
-
 def check_idle_runners(svc: Services, idle_days: float, batch: int = 20) -> list[int]:
     """Queue an access check for up to `batch` runners with no event for `idle_days`; their ids.
 
@@ -902,93 +725,6 @@ def _backfill(svc: Services, event: Claimed) -> Outcome:
     return Outcome(OutcomeKind.HISTORY_IMPORTED, detail)
 
 
-def training_state(
-    session: Executor,
-    athlete: Athlete,
-    activity_id: int,
-    settings: AdviceSettings = DEFAULTS,
-    *,
-    run: Activity | None = None,
-) -> TrainingState:
-    """Everything the advice rules look at for one counted run, derived from the ledger.
-
-    `run` is the run's ledger row when the caller has it; it is read otherwise.
-    """
-    row: Any = (
-        run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
-    )
-    assert row is not None, "the run is in the ledger before advice is asked for"
-    history, notes, runs, wordings = _state_queries(athlete, row, settings)
-    return _state_of(
-        row,
-        athlete,
-        ledger.history_of(session.execute(*history).one()),
-        list(session.execute(*notes)),
-        list(session.execute(*runs)),
-        list(session.execute(*wordings)),
-    )
-
-
-def _state_queries(
-    athlete: Athlete, run: Any, settings: AdviceSettings
-) -> tuple[ledger.Query, ledger.Query, ledger.Query, ledger.Query]:
-    """The ledger's reads behind a run's training state: its history (totals, first run, last
-    check-in), the runner's recent notes, their runs of the weeks before it, and the wording
-    each rule used last."""
-    day = run.local_date
-    first = day - dt.timedelta(days=settings.history_days())
-    return (
-        ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
-        ledger.recent_notes_query(athlete.id, run.id, settings.notes_looked_back),
-        ledger.runs_between_query(athlete.id, first, day, run.id),
-        ledger.last_wordings_query(athlete.id, day, run.id),
-    )
-
-
-def _state_of(
-    row: Any,
-    athlete: Athlete,
-    past: ledger.History,
-    notes: Sequence[ledger.PastNoteRow],
-    runs: Sequence[Any],
-    wordings: Sequence[Any],
-) -> TrainingState:
-    """The training state of a run from what the ledger answered about it."""
-    day = row.local_date
-    t, last = past.totals, past.totals.last_massage
-    anchor = ledger.massage_anchor(athlete, last)
-    niggle = None
-    if athlete.niggle_area and athlete.niggle_on:
-        niggle = Niggle(athlete.niggle_area, athlete.niggle_on)
-    return TrainingState(
-        activity_id=row.id,
-        local_date=day,
-        distance_m=row.distance_m,
-        moving_time_s=row.moving_time_s,
-        workout_type=row.workout_type,
-        units=athlete.effective_units,
-        week_m=t.week_m,
-        month_m=t.month_m,
-        year_m=t.year_m,
-        rolling7_m=t.rolling7_m,
-        rolling28_m=t.rolling28_m,
-        past_runs=tuple(PastRun(r.local_date, r.distance_m, r.workout_type) for r in runs),
-        history_days=(day - (past.first_run or day)).days,
-        since_massage_m=t.since_massage_m,
-        since_massage_days=(day - anchor).days,
-        last_massage_date=last,
-        next_race_date=athlete.next_race_on,
-        race_distance_m=athlete.next_race_distance_m,
-        recent_notes=tuple(
-            PastNote(n.local_date, n.kind, n.tip_id, n.is_session, wording_id=n.wording_id)
-            for n in notes
-        ),
-        last_checkin_date=past.last_note_of_kind,
-        last_wordings={w.kind: w.wording_id for w in wordings},
-        niggle=niggle,
-    )
-
-
 def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
     """Make finished events (by id, or every failed one for None) pending again; returns ids.
 
@@ -1012,40 +748,6 @@ def reopen_events(svc: Services, ids: list[int] | None) -> list[int]:
     for event_id in found:
         svc.enqueue(event_id, 0)
     return found
-
-
-def disconnect_athlete(svc: Services, athlete_id: int) -> bool:
-    """Revoke the app at Strava, then delete the runner's data; True if Strava confirmed.
-
-    The runner asked to leave: their data goes even when Strava cannot be reached, and a
-    token that is already invalid means the app is revoked anyway.
-    """
-    revoked = False
-    try:
-        token = access_token(
-            svc.db, svc.strava, svc.box, athlete_id, margin=svc.token_margin, clock=svc.clock
-        )
-        svc.strava.disconnect(token)  # deauthorize or revoke, as STRAVA_DISCONNECT says
-        revoked = True
-    except (NoToken, Unauthorized):
-        revoked = True
-    except StravaError as e:
-        log.warning("deauthorize failed athlete=%s: %s", athlete_id, type(e).__name__)
-    delete_athlete(svc.db, athlete_id)
-    return revoked
-
-
-def delete_athlete(db: Database, athlete_id: int) -> None:
-    """Remove every row about a runner, in one transaction."""
-    with db.session() as session:
-        # The runner's row first, as a claim locks it before their events: the other order
-        # could deadlock with a claim of one of them.
-        session.execute(select(Athlete.id).where(Athlete.id == athlete_id).with_for_update())
-        for table in (Note, Activity, Token, MassageSession, ConsentChange):
-            session.execute(delete(table).where(table.athlete_id == athlete_id))
-        session.execute(delete(Event).where(Event.owner_id == athlete_id))
-        session.execute(delete(Athlete).where(Athlete.id == athlete_id))
-        session.commit()
 
 
 def sweep(svc: Services, *, take_over: bool = False) -> list[int]:
@@ -1111,14 +813,3 @@ def renew_leases(svc: Services) -> int:
     with svc.db.engine.begin() as conn:
         conn.execute(_KEEP, params)
     return len(held)
-
-
-__all__ = [
-    "Done",
-    "Services",
-    "delete_athlete",
-    "process_event",
-    "renew_leases",
-    "sweep",
-    "training_state",
-]

@@ -1,0 +1,1 @@
+"""The core rules outside advice: the ledger, note text, merging, clinic wording."""

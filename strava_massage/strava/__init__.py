@@ -1,0 +1,1 @@
+"""Everything that talks to Strava: the client, the rate budget, tokens, subscription."""
