@@ -215,6 +215,8 @@ class Note(Base):
         Index("ix_notes_athlete_date", "athlete_id", "local_date"),
         # The last note of a kind, and the wording each rule used last: one lookup per kind.
         Index("ix_notes_athlete_kind_date", "athlete_id", "kind", "local_date"),
+        # The dashboard pages through a runner's notes by id, newest first.
+        Index("ix_notes_athlete_id", "athlete_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
