@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How long an SQLite transaction waits for the write lock before "database is locked".
+BUSY_TIMEOUT = 30
 
 
 def make_engine(url: str, **pool: Any) -> Engine:
@@ -24,9 +27,13 @@ def make_engine(url: str, **pool: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+        turns = _WriteTurns()
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", turns.begin)
+        event.listen(engine, "commit", turns.commit)
+        event.listen(engine, "rollback", turns.rollback)
+        event.listen(engine, "reset", turns.reset)
         return engine
     args = {}
     if "postgresql" in url:
@@ -36,7 +43,7 @@ def make_engine(url: str, **pool: Any) -> Engine:
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    """SQLAlchemy's pysqlite recipe: the driver's own BEGIN handling off (see _sqlite_begin).
+    """SQLAlchemy's pysqlite recipe: the driver's own BEGIN handling off (see _WriteTurns).
 
     WAL lets the web process read while a worker writes. synchronous=NORMAL: a commit is in
     the WAL file before the webhook answers, so a crashed or killed process loses nothing;
@@ -48,18 +55,60 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
     cur.close()
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    """Begin an SQLite transaction with the write lock, waiting up to the busy timeout.
+class _WriteTurns:
+    """SQLite transactions begin with the write lock, and this process's threads queue for it.
 
-    A transaction that read first and wrote later could otherwise find, at its first write,
-    that another connection wrote meanwhile, and fail at once instead of waiting its turn.
-    So a thread must not begin a second transaction while it holds one: it would wait on itself.
+    BEGIN IMMEDIATE: a transaction that read first and wrote later could otherwise find, at its
+    first write, that another connection wrote meanwhile, and fail at once instead of waiting
+    its turn. So a thread must not begin a second transaction while it holds one: it would wait
+    on itself.
+
+    SQLite's own wait (the busy timeout) polls, sleeping up to 100 ms between tries, and a
+    newcomer can take the lock before those who waited: under a burst, a webhook's INSERT
+    waited behind the worker for hundreds of ms while each transaction took one or two. So the
+    threads of one process (`serve`: requests and the worker) wait on a lock of their own,
+    handed on at each COMMIT or ROLLBACK; other processes still wait through the busy timeout.
     """
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, conn: Connection) -> None:
+        """Wait for this process's turn, then take SQLite's write lock."""
+        if self._lock.acquire(timeout=BUSY_TIMEOUT):
+            conn.info["write_turn"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._hand_on(conn.info)
+            raise
+
+    def commit(self, conn: Connection) -> None:
+        """COMMIT (the driver's own commit then has nothing left to do), and hand on the turn."""
+        try:
+            conn.exec_driver_sql("COMMIT")
+        finally:
+            self._hand_on(conn.info)
+
+    def rollback(self, conn: Connection) -> None:
+        """ROLLBACK if a transaction is open, and hand on the turn."""
+        try:
+            if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                conn.exec_driver_sql("ROLLBACK")
+        finally:
+            self._hand_on(conn.info)
+
+    def reset(self, _dbapi_conn: Any, record: Any, _state: Any) -> None:
+        """A connection back in the pool holds no turn, however its transaction ended."""
+        self._hand_on(record.info)
+
+    def _hand_on(self, info: dict[Any, Any]) -> None:
+        if info.pop("write_turn", False):
+            self._lock.release()
 
 
 class Database:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import time
 
 import pytest
 import requests
@@ -87,6 +88,16 @@ def test_each_event_stage_is_one_key_value_line(
     run = stack.sim.create_activity(athlete)
     stack.wait_idle(timeout=40)
     life = re.compile(r"^event \w+ event=\d+ athlete=\d+")
+    # The worker logs how an event ended right after storing it: the line may trail the row.
+    deadline = time.monotonic() + 5
+    while (
+        not any(
+            f"object=activity:{run['id']}" in r.getMessage() and "status=done" in r.getMessage()
+            for r in caplog.records
+        )
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
     lines = [r.getMessage() for r in caplog.records if life.match(r.getMessage())]
     parsed = [dict(p.split("=", 1) for p in shlex.split(line)[2:]) for line in lines]
     stages = [line.split()[1] for line in lines]

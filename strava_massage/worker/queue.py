@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,9 @@ def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20)
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         # A writer waits up to 30 s for another process's enqueue or dequeue to finish.
-        return SqliteHuey(name, filename=str(path), results=False, timeout=30)
+        return SqliteHuey(
+            name, filename=str(path), results=False, timeout=30, factory=_QueueConnection
+        )
     if url.startswith(("redis://", "rediss://")):
         # A blocking pool: a burst waits for a free connection instead of failing with
         # "too many connections" when every one is in use.
@@ -38,6 +41,19 @@ def make_huey(url: str, name: str = "strava-massage", max_connections: int = 20)
         # Workers block on BRPOP; a short read timeout lets a SIGTERM'd worker exit promptly.
         return RedisHuey(name, connection_pool=pool, results=False, read_timeout=0.25)
     raise ValueError(f"QUEUE_URL must be sqlite:///path or redis://...; got {url.split(':')[0]}")
+
+
+class _QueueConnection(sqlite3.Connection):
+    """The SQLite queue's connections: synchronous=NORMAL, as the database's (db.py).
+
+    In WAL mode a commit then waits for no fsync: an enqueue costs a write into the WAL file,
+    which a crashed or killed process does not lose. The queue is a hint, not the record: a
+    task lost with the host's power is the sweep's to re-enqueue from the events table.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA synchronous=NORMAL")
 
 
 @dataclass
