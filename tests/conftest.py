@@ -1,4 +1,5 @@
-"""Test harness: the simulator and the service, both over real HTTP, with a real queue."""
+"""Test harness: the simulator and the service, both over real HTTP, with a real queue; and
+the worker's services on fakes (tests/fakes.py) for the decisions."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from strava_massage.simulator import Simulator
 from strava_massage.worker.queue import make_consumer, start_worker
 
 from .browser import chromium, page  # noqa: F401  (the browser and a fresh page, for page tests)
+from .fakes import World, make_world
 
 VERIFY_TOKEN = "test-verify-token"
 REQUIRE_SCALEOUT = os.environ.get("STRAVA_MASSAGE_REQUIRE_SCALEOUT") == "1"
@@ -273,3 +275,11 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
     s.subscribe()
     s.start_worker()
     return s
+
+
+@pytest.fixture
+def fake() -> Iterator[World]:
+    """The worker's services on an in-memory database, a fake Strava and a stopped clock."""
+    world = make_world()
+    yield world
+    world.db.dispose()

@@ -27,18 +27,12 @@ from strava_massage.models import Activity, Athlete, Clinic, ClinicStaff, Note, 
 from strava_massage.services import clinics
 
 from .conftest import Stack
+from .helpers import csrf_token
 
 PASSWORD = "correct horse battery"
 GUESSER, OWNER = "203.0.113.9", "198.51.100.7"
 HUGE = "99999999999999999999999"
 on_sqlite = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
 
 
 @dataclass
@@ -61,7 +55,7 @@ class World:
 
     def token(self, browser: requests.Session, path: str) -> str:
         """A CSRF token from a page the browser may see."""
-        return _csrf(browser.get(self.url(path), timeout=10).text)
+        return csrf_token(browser.get(self.url(path), timeout=10).text)
 
     def cli(self, *args: str) -> str:
         """Run a `strava-massage` command against the service's database; its output."""
@@ -82,7 +76,7 @@ def _login(stack: Stack, email: str, password: str, source: str = OWNER) -> requ
     """A browser logged in as a staff member, from a client address."""
     browser = requests.Session()
     browser.headers["X-Forwarded-For"] = source
-    token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
+    token = csrf_token(browser.get(stack.url + "/clinic/login", timeout=10).text)
     r = browser.post(
         stack.url + "/clinic/login",
         data={"csrf_token": token, "email": email, "password": password},
@@ -268,7 +262,7 @@ def revoked_by_runner_logout(w: World) -> None:
     thief = _copy(w.runner_browser)
     page = thief.get(w.url("/account"), timeout=10)
     assert page.status_code == 200  # the copy works until then
-    stolen_token = _csrf(page.text)
+    stolen_token = csrf_token(page.text)
     r = w.runner_browser.post(
         w.url("/logout"), data={"csrf_token": w.token(w.runner_browser, "/account")}, timeout=10
     )
@@ -490,7 +484,7 @@ def clinic_move_asks_first(w: World) -> None:
     # A forged POST (no token) changes nothing; the runner's own button moves them.
     assert browser.post(w.url("/c/press/join"), data={}, timeout=10).status_code == 400
     assert w.runner_clinic() == w.clinic
-    token = _csrf(landed.text)
+    token = csrf_token(landed.text)
     r = browser.post(w.url("/c/press/join"), data={"csrf_token": token}, timeout=10)
     assert r.status_code == 200 and w.runner_clinic() == w.other
     w.intruders.append(requests.Session())

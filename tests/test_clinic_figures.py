@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable
 
 import pytest
@@ -21,15 +20,9 @@ from strava_massage.services import clinics
 from strava_massage.services.dashboard import runner_today
 
 from .conftest import VERIFY_TOKEN, Stack
+from .helpers import csrf_token
 
 PASSWORD = "correct horse battery"
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
 
 
 def _clinic_with_a_sharing_runner(stack: Stack) -> requests.Session:
@@ -61,7 +54,7 @@ def _clinic_with_a_sharing_runner(stack: Stack) -> requests.Session:
     page = browser.get(stack.url + "/clinic/login", timeout=10)
     r = browser.post(
         stack.url + "/clinic/login",
-        data={"csrf_token": _csrf(page.text), "email": email, "password": PASSWORD},
+        data={"csrf_token": csrf_token(page.text), "email": email, "password": PASSWORD},
         timeout=10,
     )
     assert r.status_code == 200 and r.url.endswith("/clinic"), (r.status_code, r.url)

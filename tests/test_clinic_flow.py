@@ -15,15 +15,9 @@ from strava_massage.models import Athlete, ConsentChange
 from strava_massage.services.dashboard import runner_today
 
 from .conftest import Stack
+from .helpers import csrf_token
 
 PASSWORD = "a long clinic passphrase"
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
 
 
 def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stack]) -> None:
@@ -42,7 +36,7 @@ def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stac
     form = staff.get(link.group(1), timeout=10)
     staff.post(
         link.group(1),
-        data={"csrf_token": _csrf(form.text), "password": PASSWORD, "confirm": PASSWORD},
+        data={"csrf_token": csrf_token(form.text), "password": PASSWORD, "confirm": PASSWORD},
         timeout=10,
     )
     # A fresh browser logs in with it.
@@ -50,13 +44,17 @@ def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stac
     login = staff.get(stack.url + "/clinic/login", timeout=10)
     home = staff.post(
         stack.url + "/clinic/login",
-        data={"csrf_token": _csrf(login.text), "email": "desk@knead.example", "password": PASSWORD},
+        data={
+            "csrf_token": csrf_token(login.text),
+            "email": "desk@knead.example",
+            "password": PASSWORD,
+        },
         timeout=10,
     )
     assert home.url == stack.url + "/clinic" and "Knead Physio" in home.text
 
     # The clinic words every rule's note its own way.
-    token = _csrf(staff.get(stack.url + "/clinic/wording", timeout=10).text)
+    token = csrf_token(staff.get(stack.url + "/clinic/wording", timeout=10).text)
     wording = "{{ headline }} (from the {{ clinic }} team)\n{{ body }}\nWhy: {{ reason }}"
     for kind in KINDS:
         saved = staff.post(
@@ -90,7 +88,7 @@ def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stac
     settings = runner.get(stack.url + "/settings", timeout=10)
     shared = runner.post(
         stack.url + "/settings/clinic/sharing",
-        data={"csrf_token": _csrf(settings.text), "share": "y", "display_name": "Ada L."},
+        data={"csrf_token": csrf_token(settings.text), "share": "y", "display_name": "Ada L."},
         timeout=10,
     )
     assert shared.status_code == 200
@@ -104,7 +102,7 @@ def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stac
         today = runner_today(row)
     logged = staff.post(
         f"{stack.url}/clinic/runners/{athlete}/sessions",
-        data={"csrf_token": _csrf(page), "on": today.isoformat()},
+        data={"csrf_token": csrf_token(page), "on": today.isoformat()},
         timeout=10,
     )
     assert "0.0 km · 0 days" in logged.text
@@ -113,7 +111,7 @@ def test_a_clinic_from_signup_to_a_logged_session(make_stack: Callable[..., Stac
     # Sharing off: hidden from the clinic at once, and both changes are on record.
     runner.post(
         stack.url + "/settings/clinic/sharing",
-        data={"csrf_token": _csrf(settings.text), "display_name": "Ada L."},
+        data={"csrf_token": csrf_token(settings.text), "display_name": "Ada L."},
         timeout=10,
     )
     page = staff.get(stack.url + "/clinic", timeout=10).text

@@ -20,7 +20,7 @@ from strava_massage.services import clinics
 
 from .browser import accessibility_problems, fits_width
 from .conftest import Stack
-from .test_security import _csrf
+from .helpers import csrf_token
 
 MakeStack = Callable[..., Stack]  # the conftest fixture that builds a stack
 BOOKING = "https://book.example.com/riverside"
@@ -101,7 +101,10 @@ def _share(
     stack: Stack, browser: requests.Session, share: bool, name: str = ""
 ) -> requests.Response:
     """Post the settings page's sharing form."""
-    data = {"csrf_token": _csrf(browser.get(stack.url + "/settings").text), "display_name": name}
+    data = {
+        "csrf_token": csrf_token(browser.get(stack.url + "/settings").text),
+        "display_name": name,
+    }
     if share:
         data["share"] = "y"  # a ticked checkbox; an unticked one sends nothing
     return browser.post(stack.url + "/settings/clinic/sharing", data=data)
@@ -176,7 +179,7 @@ def test_a_runner_joins_from_the_invite_and_joining_another_switches(make_stack:
 
     invite = browser.get(stack.url + "/c/riverside").text
     assert "connect-strava" not in invite and "You are with" not in invite
-    token = _csrf(invite)
+    token = csrf_token(invite)
     page = browser.post(stack.url + "/c/riverside/join", data={"csrf_token": token})
     assert page.url == stack.url + "/dashboard" and "You joined Riverside" in page.text
     assert _athlete(stack, athlete_id).clinic_id == first
@@ -282,7 +285,7 @@ def test_leaving_asks_first_then_unlinks_and_ends_sharing(make_stack: MakeStack)
     assert confirm.status_code == 200 and "Leave Riverside Sports Massage?" in confirm.text
     assert _athlete(stack, athlete_id).clinic_id == clinic_id  # asking changes nothing
     page = browser.post(
-        stack.url + "/settings/clinic/leave", data={"csrf_token": _csrf(confirm.text)}
+        stack.url + "/settings/clinic/leave", data={"csrf_token": csrf_token(confirm.text)}
     )
     assert page.url == stack.url + "/settings" and "You left Riverside Sports Massage." in page.text
     assert 'id="clinic"' not in page.text  # no clinic section any more

@@ -27,67 +27,7 @@ from strava_massage.services import clinics
 from strava_massage.services.dashboard import runner_today
 
 from .conftest import Stack
-
-PASSWORD = "correct horse battery"
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
-def _make_clinic(
-    stack: Stack, slug: str, name: str | None = None, booking: str | None = None
-) -> tuple[int, str]:
-    """A clinic with one staff login whose password is PASSWORD; returns (clinic id, email)."""
-    email = f"desk@{slug}.example"
-    with stack.db.session() as session:
-        clinic, staff = clinics.create_clinic(
-            session, slug, name or slug.title(), email, booking or f"https://{slug}.example/book"
-        )
-        clinics.set_password(staff, PASSWORD)
-        session.commit()
-        return clinic.id, email
-
-
-def _staff(stack: Stack, email: str, password: str = PASSWORD) -> requests.Session:
-    """A browser logged in as a clinic's staff member."""
-    browser = requests.Session()
-    page = browser.get(stack.url + "/clinic/login", timeout=10)
-    r = browser.post(
-        stack.url + "/clinic/login",
-        data={"csrf_token": _csrf(page.text), "email": email, "password": password},
-        timeout=10,
-    )
-    assert r.status_code == 200 and r.url.endswith("/clinic"), (r.status_code, r.url)
-    return browser
-
-
-def _runner_in(stack: Stack, clinic_id: int, name: str | None = None) -> int:
-    """A connected runner who joined the clinic; sharing under `name` if one is given."""
-    athlete = stack.sim.create_athlete(measurement_preference="meters")["id"]
-    stack.connect(athlete)
-    with stack.db.session() as session:
-        runner = session.get(Athlete, athlete)
-        clinic = session.get(Clinic, clinic_id)
-        assert runner is not None and clinic is not None
-        clinics.join_clinic(session, runner, clinic, utcnow())
-        if name:
-            clinics.set_sharing(session, runner, True, name, utcnow())
-        session.commit()
-    return athlete
-
-
-def _share(stack: Stack, athlete: int, on: bool, name: str = "Sam Runner") -> None:
-    """Switch the runner's sharing, as their settings page does."""
-    with stack.db.session() as session:
-        runner = session.get(Athlete, athlete)
-        assert runner is not None
-        clinics.set_sharing(session, runner, on, name, utcnow())
-        session.commit()
-
+from .helpers import PASSWORD, csrf_token, make_clinic, runner_in, set_sharing, staff_login
 
 # -- accounts ----------------------------------------------------------------------------------
 
@@ -113,13 +53,13 @@ def test_clinic_create_prints_a_password_link_that_works_once(stack: Stack) -> N
     assert form.status_code == 200
     short = browser.post(
         link.group(1),
-        data={"csrf_token": _csrf(form.text), "password": "short", "confirm": "short"},
+        data={"csrf_token": csrf_token(form.text), "password": "short", "confirm": "short"},
         timeout=10,
     )
     assert short.status_code == 400 and "at least 10" in short.text
     done = browser.post(
         link.group(1),
-        data={"csrf_token": _csrf(form.text), "password": PASSWORD, "confirm": PASSWORD},
+        data={"csrf_token": csrf_token(form.text), "password": PASSWORD, "confirm": PASSWORD},
         timeout=10,
     )
     assert done.status_code == 200 and done.url.endswith("/clinic") and "Knead Clinic" in done.text
@@ -140,26 +80,26 @@ def test_clinic_create_prints_a_password_link_that_works_once(stack: Stack) -> N
 
 
 def test_login_logout_and_a_reset_link(stack: Stack) -> None:
-    _, email = _make_clinic(stack, "knead")
+    _, email = make_clinic(stack, "knead")
     browser = requests.Session()
     page = browser.get(stack.url + "/clinic/login", timeout=10)
     wrong = browser.post(
         stack.url + "/clinic/login",
-        data={"csrf_token": _csrf(page.text), "email": email, "password": "not the password"},
+        data={"csrf_token": csrf_token(page.text), "email": email, "password": "not the password"},
         timeout=10,
     )
     assert wrong.status_code == 401 and "do not match" in wrong.text
     nobody = browser.post(
         stack.url + "/clinic/login",
-        data={"csrf_token": _csrf(page.text), "email": "who@x.example", "password": PASSWORD},
+        data={"csrf_token": csrf_token(page.text), "email": "who@x.example", "password": PASSWORD},
         timeout=10,
     )
     assert nobody.status_code == 401 and "do not match" in nobody.text  # the same answer
 
-    staff = _staff(stack, email)
+    staff = staff_login(stack, email)
     home = staff.get(stack.url + "/clinic", timeout=10)
     out = staff.post(
-        stack.url + "/clinic/logout", data={"csrf_token": _csrf(home.text)}, timeout=10
+        stack.url + "/clinic/logout", data={"csrf_token": csrf_token(home.text)}, timeout=10
     )
     assert out.url.endswith("/clinic/login")
     assert staff.get(stack.url + "/clinic", timeout=10).url.startswith(stack.url + "/clinic/login")
@@ -174,18 +114,18 @@ def test_login_logout_and_a_reset_link(stack: Stack) -> None:
     new = "a brand new passphrase"
     browser.post(
         link.group(1),
-        data={"csrf_token": _csrf(form.text), "password": new, "confirm": new},
+        data={"csrf_token": csrf_token(form.text), "password": new, "confirm": new},
         timeout=10,
     )
-    _staff(stack, email, new)
+    staff_login(stack, email, new)
     with pytest.raises(AssertionError):
-        _staff(stack, email, PASSWORD)  # the old password is gone
+        staff_login(stack, email, PASSWORD)  # the old password is gone
     unknown = cli.invoke(args=["clinic", "reset-password", "nobody@x.example"])
     assert unknown.exit_code != 0 and "no staff login" in unknown.output
 
 
 def test_an_old_reset_link_has_expired(stack: Stack) -> None:
-    _, email = _make_clinic(stack, "knead")
+    _, email = make_clinic(stack, "knead")
     with stack.db.session() as session:
         staff = session.scalar(select(ClinicStaff).where(ClinicStaff.email == email))
         assert staff is not None
@@ -204,13 +144,13 @@ def test_the_roster_shows_figures_only_while_a_runner_shares_them(
     stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
     stack.subscribe()
     stack.start_worker()
-    clinic_id, email = _make_clinic(stack, "knead")
-    sharing = _runner_in(stack, clinic_id, name="Ada Lovelace")
-    private = _runner_in(stack, clinic_id)
+    clinic_id, email = make_clinic(stack, "knead")
+    sharing = runner_in(stack, clinic_id, name="Ada Lovelace")
+    private = runner_in(stack, clinic_id)
     for athlete in (sharing, private):
         stack.sim.create_activity(athlete, distance=12_345.0)
     stack.wait_idle()
-    staff = _staff(stack, email)
+    staff = staff_login(stack, email)
 
     page = staff.get(stack.url + "/clinic", timeout=10).text
     assert "2 runners are with your clinic" in page
@@ -223,7 +163,7 @@ def test_the_roster_shows_figures_only_while_a_runner_shares_them(
     assert [r["name"] for r in rows] == ["Ada Lovelace"]
     assert rows[0]["this_week"] == "12.3" and rows[0]["units"] == "km"
 
-    _share(stack, sharing, False)  # withdrawn: hidden at once
+    set_sharing(stack, sharing, False)  # withdrawn: hidden at once
     page = staff.get(stack.url + "/clinic", timeout=10).text
     assert "Ada Lovelace" not in page and "12.3 km" not in page
     assert "2 of them do not share" in page
@@ -238,11 +178,11 @@ def test_a_logged_session_resets_the_runners_counter(make_stack: Callable[..., S
     stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
     stack.subscribe()
     stack.start_worker()
-    clinic_id, email = _make_clinic(stack, "knead")
-    athlete = _runner_in(stack, clinic_id, name="Ada Lovelace")
+    clinic_id, email = make_clinic(stack, "knead")
+    athlete = runner_in(stack, clinic_id, name="Ada Lovelace")
     stack.sim.create_activity(athlete, distance=10_000.0)
     stack.wait_idle()
-    staff = _staff(stack, email)
+    staff = staff_login(stack, email)
     page = staff.get(stack.url + "/clinic", timeout=10).text
     assert re.search(r"10\.0 km · \d+ days?", page)
 
@@ -253,7 +193,7 @@ def test_a_logged_session_resets_the_runners_counter(make_stack: Callable[..., S
         today = runner_today(runner)
     r = staff.post(
         f"{stack.url}/clinic/runners/{athlete}/sessions",
-        data={"csrf_token": _csrf(page), "on": today.isoformat()},
+        data={"csrf_token": csrf_token(page), "on": today.isoformat()},
         timeout=10,
     )
     assert r.status_code == 200 and "Session logged" in r.text
@@ -269,14 +209,14 @@ def test_a_logged_session_resets_the_runners_counter(make_stack: Callable[..., S
     future = (today + dt.timedelta(days=5)).isoformat()
     r = staff.post(
         f"{stack.url}/clinic/runners/{athlete}/sessions",
-        data={"csrf_token": _csrf(page), "on": future},
+        data={"csrf_token": csrf_token(page), "on": future},
         timeout=10,
     )
     assert "once it has happened" in r.text
 
 
 def test_a_clinic_runners_note_carries_its_link_and_wording(stack: Stack) -> None:
-    clinic_id, _ = _make_clinic(stack, "knead", "Knead Clinic", "https://knead.example/book")
+    clinic_id, _ = make_clinic(stack, "knead", "Knead Clinic", "https://knead.example/book")
     with stack.db.session() as session:
         clinic = session.get(Clinic, clinic_id)
         assert clinic is not None
@@ -284,7 +224,7 @@ def test_a_clinic_runners_note_carries_its_link_and_wording(stack: Stack) -> Non
             "recovery_tip": "From {{ clinic }}: {{ headline|lower }}\n{{ body }}"
         }
         session.commit()
-    athlete = _runner_in(stack, clinic_id)
+    athlete = runner_in(stack, clinic_id)
     run = stack.sim.create_activity(athlete, distance=5_000.0)
     stack.wait_idle()
     description = stack.sim.activity(run["id"])["description"]
@@ -322,19 +262,19 @@ ROUTES = [
 
 def _token(browser: requests.Session, stack: Stack, path: str) -> str:
     """A valid CSRF token for this browser, from one of the pages it can open."""
-    return _csrf(browser.get(stack.url + path, timeout=10).text)
+    return csrf_token(browser.get(stack.url + path, timeout=10).text)
 
 
 def test_clinic_routes_refuse_everyone_but_their_own_staff(stack: Stack) -> None:
-    a_id, a_email = _make_clinic(stack, "alpha")
-    b_id, b_email = _make_clinic(stack, "bravo")
-    a_sharing = _runner_in(stack, a_id, name="Alpha Sharer")
-    a_private = _runner_in(stack, a_id)
-    b_sharing = _runner_in(stack, b_id, name="Bravo Sharer")
-    own = _staff(stack, a_email)
+    a_id, a_email = make_clinic(stack, "alpha")
+    b_id, b_email = make_clinic(stack, "bravo")
+    a_sharing = runner_in(stack, a_id, name="Alpha Sharer")
+    a_private = runner_in(stack, a_id)
+    b_sharing = runner_in(stack, b_id, name="Bravo Sharer")
+    own = staff_login(stack, a_email)
     anonymous = requests.Session()
     runner = stack.connect(a_sharing)  # even A's own runner is not A's staff
-    other = _staff(stack, b_email)
+    other = staff_login(stack, b_email)
     # (who, their CSRF token: valid for their own session, so the refusal is not the token's)
     visitors = {
         "anonymous": (anonymous, _token(anonymous, stack, "/clinic/login")),
@@ -418,9 +358,9 @@ def test_the_export_never_holds_a_spreadsheet_formula() -> None:
 
 
 def test_more_staff_and_the_clinic_list(stack: Stack) -> None:
-    clinic_id, _ = _make_clinic(stack, "knead")
-    _runner_in(stack, clinic_id, name="Ada")
-    _runner_in(stack, clinic_id)
+    clinic_id, _ = make_clinic(stack, "knead")
+    runner_in(stack, clinic_id, name="Ada")
+    runner_in(stack, clinic_id)
     cli = stack.app.test_cli_runner()
     added = cli.invoke(args=["clinic", "add-staff", "knead", "second@knead.example"])
     assert added.exit_code == 0 and "/clinic/password/" in added.output
@@ -436,13 +376,13 @@ def test_a_source_waits_after_five_wrong_passwords_and_the_owner_does_not(
     make_stack: Callable[..., Stack],
 ) -> None:
     stack = make_stack(TRUSTED_PROXIES=1)
-    _, email = _make_clinic(stack, "knead")
+    _, email = make_clinic(stack, "knead")
 
     def attempt(source: str, password: str) -> requests.Response:
         """One login attempt from a client address (as the platform's proxy reports it)."""
         browser = requests.Session()
         browser.headers["X-Forwarded-For"] = source
-        token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
+        token = csrf_token(browser.get(stack.url + "/clinic/login", timeout=10).text)
         return browser.post(
             stack.url + "/clinic/login",
             data={"csrf_token": token, "email": email, "password": password},
@@ -469,15 +409,15 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the signature is what the check rea
 
 
 def test_clinic_details_logo_and_a_warning_when_wording_stops_fitting(stack: Stack) -> None:
-    clinic_id, email = _make_clinic(stack, "knead")
+    clinic_id, email = make_clinic(stack, "knead")
     with stack.db.session() as session:
         clinic = session.get(Clinic, clinic_id)
         assert clinic is not None
         clinic.note_templates = {"recovery_tip": "{{ headline }}\n{{ body }}\nWhy: {{ reason }}"}
         session.commit()
-    staff = _staff(stack, email)
+    staff = staff_login(stack, email)
     page = staff.get(stack.url + "/clinic/settings", timeout=10)
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
 
     def save(**fields: Any) -> requests.Response:
         """Post the details form with a file if one is given."""

@@ -35,6 +35,7 @@ from strava_massage.services.advising import runner_settings
 from strava_massage.web import clinic_wording
 
 from .conftest import Stack
+from .helpers import csrf_token
 
 MakeStack = Callable[..., Stack]
 
@@ -208,13 +209,6 @@ def test_the_page_names_every_rule_variable_filter_and_threshold() -> None:
 # --- the editor over HTTP ----------------------------------------------------------------------
 
 
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
 def _clinic(stack: Stack, slug: str = "riverside", name: str = NAME) -> tuple[int, str]:
     """A clinic with one staff login (password PASSWORD); returns (clinic id, email)."""
     email = f"desk@{slug}.example"
@@ -228,14 +222,14 @@ def _clinic(stack: Stack, slug: str = "riverside", name: str = NAME) -> tuple[in
 def _staff(stack: Stack, email: str) -> tuple[requests.Session, str]:
     """A browser logged in as the staff member; returns it and a CSRF token of its session."""
     browser = requests.Session()
-    token = _csrf(browser.get(stack.url + "/clinic/login", timeout=10).text)
+    token = csrf_token(browser.get(stack.url + "/clinic/login", timeout=10).text)
     r = browser.post(
         stack.url + "/clinic/login",
         data={"csrf_token": token, "email": email, "password": PASSWORD},
         timeout=10,
     )
     assert r.status_code == 200 and r.url == stack.url + "/clinic", r.url
-    return browser, _csrf(r.text)
+    return browser, csrf_token(r.text)
 
 
 def _row(stack: Stack, clinic_id: int) -> Clinic:
@@ -428,7 +422,7 @@ def test_the_live_preview_answers_json_and_needs_the_csrf_header(make_stack: Mak
     assert r.status_code == 400 and "csrf" in r.json()["error"]
     # A visitor with a good token of their own, but no login: a JSON 401, no preview.
     visitor = requests.Session()
-    visitor_token = _csrf(visitor.get(stack.url + "/clinic/login", timeout=10).text)
+    visitor_token = csrf_token(visitor.get(stack.url + "/clinic/login", timeout=10).text)
     r = _preview(visitor, stack, visitor_token, {"kind": "high_volume", "source": OWN})
     assert r.status_code == 401 and "log in again" in r.json()["error"]
     assert "BIG WEEK" not in r.text
@@ -525,7 +519,7 @@ def test_a_clinic_sees_and_changes_only_its_own_wording(make_stack: MakeStack) -
     visitor = requests.Session()
     r = visitor.get(stack.url + EDIT, allow_redirects=False, timeout=10)
     assert r.status_code == 302 and r.headers["Location"].startswith("/clinic/login?next=")
-    token = _csrf(visitor.get(stack.url + "/clinic/login", timeout=10).text)
+    token = csrf_token(visitor.get(stack.url + "/clinic/login", timeout=10).text)
     r = _save(visitor, stack, token, "post_race", "x")
     assert r.status_code == 302 and r.headers["Location"].startswith("/clinic/login")
     assert _row(stack, a_id).note_templates == {"post_race": secret}

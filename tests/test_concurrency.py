@@ -28,7 +28,7 @@ from strava_massage.worker.jobs import (
 )
 
 from .conftest import Stack
-from .test_crash import _worker
+from .helpers import worker_process
 
 
 def _activity_of(path: str) -> int:
@@ -68,7 +68,7 @@ def test_two_worker_processes_on_one_queue_never_double_a_note(make_stack, tmp_p
     # The same events delivered twice more, so both workers see duplicates in the queue.
     for run in runs[::3]:
         stack.sim.fire_event("activity", run["id"], "create", run["athlete"]["id"], event_time=9)
-    workers = [_worker(stack, tmp_path / f"worker{n}.log") for n in range(2)]
+    workers = [worker_process(stack, tmp_path / f"worker{n}.log") for n in range(2)]
     try:
         events = stack.wait_idle(timeout=90)
     finally:

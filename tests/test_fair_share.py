@@ -17,7 +17,7 @@ from strava_massage.strava.budget import Budget, FairShare, charged_to
 from strava_massage.strava.client import RateLimited
 from strava_massage.worker.jobs import process_event
 
-from .conftest import Stack
+from .conftest import Backend, Stack
 
 NOW = 1_800_000_000.0  # the start of a 15-minute window
 A, B = 1_000_001, 1_000_002
@@ -91,8 +91,12 @@ QUOTA = 100  # non-upload requests per window
 
 
 def test_one_runner_with_60_events_leaves_another_runners_note_in_the_same_window(
-    make_stack,
+    make_stack, backend: Backend
 ) -> None:
+    if backend.name != "sqlite":
+        # The budget's statements run on PostgreSQL in the three tests above; the rest (the
+        # windows, the deferrals coming back) is the worker's, the same on either backend.
+        pytest.skip("end to end on the embedded default; the budget's SQL above on both")
     stack: Stack = make_stack(RATE_WINDOW_SECONDS=WINDOW)
     stack.subscribe()
     stack.sim.set_rate_limits(

@@ -16,8 +16,7 @@ from strava_massage.models import Athlete
 from strava_massage.services import runner
 
 from .conftest import Stack
-from .test_clinic_staff import _make_clinic, _runner_in, _share, _staff
-from .test_security import _csrf, _rows
+from .helpers import csrf_token, make_clinic, rows_about, runner_in, set_sharing, staff_login
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -123,7 +122,7 @@ def test_the_settings_page_notes_shows_and_clears_a_sore_area(stack: Stack) -> N
     on = today - dt.timedelta(days=2)
     r = browser.post(
         stack.url + "/settings/niggle",
-        data={"csrf_token": _csrf(page), "niggle_area": "calves", "niggle_on": on.isoformat()},
+        data={"csrf_token": csrf_token(page), "niggle_area": "calves", "niggle_on": on.isoformat()},
     )
     assert r.status_code == 200 and r.url.endswith("/settings#niggle")
     until = format_date(on + dt.timedelta(days=20), "medium", locale="en")
@@ -132,7 +131,7 @@ def test_the_settings_page_notes_shows_and_clears_a_sore_area(stack: Stack) -> N
     row = _athlete(stack, athlete)
     assert (row.niggle_area, row.niggle_on) == ("calves", on)
 
-    r = browser.post(stack.url + "/settings/niggle/clear", data={"csrf_token": _csrf(r.text)})
+    r = browser.post(stack.url + "/settings/niggle/clear", data={"csrf_token": csrf_token(r.text)})
     assert r.status_code == 200 and "Your tips favour" not in r.text
     row = _athlete(stack, athlete)
     assert row.niggle_area is None and row.niggle_on is None
@@ -153,7 +152,7 @@ def test_a_wrong_sore_area_is_refused_next_to_its_field(
     """A refused area or date comes back as a 400 with the reason under the field, nothing saved."""
     athlete = stack.sim.create_athlete()["id"]
     browser = stack.connect(athlete)
-    token = _csrf(browser.get(stack.url + "/settings").text)
+    token = csrf_token(browser.get(stack.url + "/settings").text)
     on = "" if days_ago is None else (_utc_today() - dt.timedelta(days=days_ago)).isoformat()
     r = browser.post(
         stack.url + "/settings/niggle",
@@ -258,10 +257,10 @@ def test_deleting_my_data_deletes_the_niggle(stack: Stack) -> None:
     browser = stack.connect(athlete)
     _note(stack, athlete, "calves")
     page = browser.get(stack.url + "/dashboard").text
-    r = browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
+    r = browser.post(stack.url + "/disconnect", data={"csrf_token": csrf_token(page)})
     assert r.status_code == 200
     stack.wait_idle()
-    assert _rows(stack, athlete) == 0
+    assert rows_about(stack, athlete) == 0
     with stack.db.session() as session:
         assert session.get(Athlete, athlete) is None
         assert session.query(Athlete).filter(Athlete.niggle_area.is_not(None)).count() == 0
@@ -269,12 +268,12 @@ def test_deleting_my_data_deletes_the_niggle(stack: Stack) -> None:
 
 def test_a_clinic_sees_a_niggle_only_while_the_runner_shares(stack: Stack) -> None:
     """Staff see a sharing runner's sore area on the roster and CSV, a private runner's never."""
-    clinic_id, email = _make_clinic(stack, "knead")
-    sharing = _runner_in(stack, clinic_id, name="Ada Lovelace")
-    private = _runner_in(stack, clinic_id)
+    clinic_id, email = make_clinic(stack, "knead")
+    sharing = runner_in(stack, clinic_id, name="Ada Lovelace")
+    private = runner_in(stack, clinic_id)
     _note(stack, sharing, "hamstrings", days_ago=1)
     _note(stack, private, "achilles")
-    staff = _staff(stack, email)
+    staff = staff_login(stack, email)
 
     page = staff.get(stack.url + "/clinic", timeout=10).text
     since = format_date(_utc_today() - dt.timedelta(days=1), "medium", locale="en")
@@ -283,20 +282,20 @@ def test_a_clinic_sees_a_niggle_only_while_the_runner_shares(stack: Stack) -> No
     rows = list(csv.DictReader(io.StringIO(staff.get(stack.url + "/clinic/export.csv").text)))
     assert [(r["name"], r["sore_area"]) for r in rows] == [("Ada Lovelace", "hamstrings")]
 
-    _share(stack, sharing, False)  # withdrawn: the sore area goes with the figures
+    set_sharing(stack, sharing, False)  # withdrawn: the sore area goes with the figures
     page = staff.get(stack.url + "/clinic", timeout=10).text
     assert "Hamstrings" not in page and "hamstrings" not in page
-    _share(stack, private, True, name="Grace Hopper")
+    set_sharing(stack, private, True, name="Grace Hopper")
     page = staff.get(stack.url + "/clinic", timeout=10).text
     assert "Achilles since" in page
 
 
 def test_the_settings_page_says_whether_the_clinic_sees_the_niggle(stack: Stack) -> None:
     """A runner with a clinic reads, beside the form, whether the clinic sees their sore area."""
-    clinic_id, _ = _make_clinic(stack, "knead", name="Knead Clinic")
-    athlete = _runner_in(stack, clinic_id)
+    clinic_id, _ = make_clinic(stack, "knead", name="Knead Clinic")
+    athlete = runner_in(stack, clinic_id)
     browser = stack.connect(athlete)
     assert "Knead Clinic does not see it." in browser.get(stack.url + "/settings").text
-    _share(stack, athlete, True)
+    set_sharing(stack, athlete, True)
     page = browser.get(stack.url + "/settings").text
     assert "Knead Clinic sees it too, while you share with it." in page

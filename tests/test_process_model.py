@@ -23,7 +23,7 @@ from strava_massage.models import Event, Note
 from strava_massage.worker.periodic import take_turn
 
 from .conftest import VERIFY_TOKEN, Backend, Stack
-from .test_crash import _free_port, _worker
+from .helpers import free_port, worker_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def test_the_procfile_web_command_serves_and_stops_gracefully(make_stack, tmp_pa
     procfile = (ROOT / "Procfile").read_text()
     web = next(line for line in procfile.splitlines() if line.startswith("web:"))
     assert "python:strava_massage.gunicorn_config" in web
-    port = _free_port()
+    port = free_port()
     cfg = stack.app.config
     env = {
         **os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "WEB_THREADS": "2",
@@ -71,7 +71,7 @@ def test_a_worker_told_to_stop_finishes_the_job_in_hand(make_stack, tmp_path: Pa
     stack.subscribe()
     athlete = stack.sim.create_athlete()["id"]
     stack.connect(athlete)
-    worker = _worker(stack, tmp_path / "worker.log")
+    worker = worker_process(stack, tmp_path / "worker.log")
     try:
         stack.wait_idle()  # the history import
         stack.sim.latency = 1.5  # Strava is slow: the SIGTERM lands mid-job
@@ -120,7 +120,7 @@ def test_exactly_one_caller_takes_each_periodic_turn(backend: Backend) -> None:
 @pytest.mark.slow
 @pytest.mark.scaleout
 @pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
-def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_path: Path) -> None:
+def test_two_worker_processes_process_500_events_exactly_once(make_stack, tmp_path: Path) -> None:
     # The quota is not what is tested here: Strava's and the service's own are both lifted.
     stack: Stack = make_stack(
         TOKEN_KEYS=Fernet.generate_key().decode(), STRAVA_RATE_LIMITS=(100_000, 1_000_000)
@@ -132,12 +132,14 @@ def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_p
     athletes = [stack.sim.create_athlete()["id"] for _ in range(20)]
     for athlete_id in athletes:
         stack.connect(athlete_id)
-    # 2,000 runs announced while no worker runs, plus 200 of them delivered twice more.
-    runs = [stack.sim.create_activity(athletes[n % 20]) for n in range(2000)]
+    # 500 runs announced while no worker runs, plus 50 of them delivered twice more: both
+    # processes race for the same queue for several seconds, which is what exactly-once needs
+    # (the throughput at volume is the benchmarks' to measure: benchmarks/pipeline.py).
+    runs = [stack.sim.create_activity(athletes[n % 20]) for n in range(500)]
     for run in runs[::10]:
         stack.sim.fire_event("activity", run["id"], "create", run["athlete"]["id"], event_time=7)
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
-    workers = [_worker(stack, log) for log in logs]
+    workers = [worker_process(stack, log) for log in logs]
     try:
         stack.wait_idle(timeout=400)
     finally:
@@ -152,11 +154,11 @@ def test_two_worker_processes_process_2000_events_exactly_once(make_stack, tmp_p
         notes = session.scalar(
             select(func.count()).select_from(Note).where(Note.status == "written")
         )
-    assert statuses == {"done": 2000 + 200 + 20}, statuses  # runs, re-deliveries, imports
-    assert notes == 2000
+    assert statuses == {"done": 500 + 50 + 20}, statuses  # runs, re-deliveries, imports
+    assert notes == 500
     puts = [c.path for c in stack.sim.calls("PUT", "/api/v3/activities/")]
-    assert len(puts) == len(set(puts)) == 2000  # one PUT per run: none lost, none doubled
-    for run in runs[::50]:
+    assert len(puts) == len(set(puts)) == 500  # one PUT per run: none lost, none doubled
+    for run in runs[::25]:
         assert stack.sim.activity(run["id"])["description"].count(BLOCK_START) == 1
     assert all("event processed" in log.read_text() for log in logs)  # both did work
 

@@ -16,7 +16,7 @@ from strava_massage.models import Activity, Athlete, MassageSession, Note
 from strava_massage.services import dashboard
 
 from .conftest import Stack
-from .test_security import _csrf
+from .helpers import csrf_token
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 PAGES = ["/dashboard", "/dashboard/import.json", "/settings", "/account", "/account/delete",
@@ -129,7 +129,7 @@ def test_a_runner_can_only_remove_and_export_their_own(stack: Stack) -> None:
         session.commit()
         their_session_id = their_session.id
     browser = stack.connect(mine)
-    token = _csrf(browser.get(stack.url + "/settings").text)
+    token = csrf_token(browser.get(stack.url + "/settings").text)
     r = browser.post(
         stack.url + f"/settings/sessions/{their_session_id}/remove", data={"csrf_token": token}
     )
@@ -146,7 +146,7 @@ def test_a_runner_can_only_remove_and_export_their_own(stack: Stack) -> None:
 def test_a_session_in_the_future_is_refused_next_to_its_date(stack: Stack) -> None:
     athlete = stack.sim.create_athlete()["id"]
     browser = stack.connect(athlete)
-    token = _csrf(browser.get(stack.url + "/settings").text)
+    token = csrf_token(browser.get(stack.url + "/settings").text)
     later = (dt.date.today() + dt.timedelta(days=9)).isoformat()
     r = browser.post(stack.url + "/settings/sessions", data={"csrf_token": token, "on": later})
     assert r.status_code == 400

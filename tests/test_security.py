@@ -7,7 +7,6 @@ test_connect.py; the rows here cover the rest of the table.
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 import pytest
@@ -15,35 +14,13 @@ import requests
 from click.testing import Result
 from cryptography.fernet import Fernet
 from flask import Flask
-from sqlalchemy import func, select
 
 from strava_massage import create_app
 from strava_massage.domain.merge import BLOCK_START
-from strava_massage.models import Activity, Athlete, Event, Note, Token
+from strava_massage.models import Token
 
 from .conftest import Stack
-
-
-def _csrf(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
-def _rows(stack: Stack, athlete_id: int) -> int:
-    """Rows about one runner, across every table that holds any."""
-    with stack.db.session() as session:
-        return sum(
-            session.scalar(select(func.count()).where(column == athlete_id)) or 0
-            for column in (
-                Athlete.id,
-                Token.athlete_id,
-                Activity.athlete_id,
-                Note.athlete_id,
-                Event.owner_id,
-            )
-        )
+from .helpers import csrf_token, rows_about
 
 
 def test_a_post_without_csrf_token_changes_nothing(stack: Stack) -> None:
@@ -52,7 +29,7 @@ def test_a_post_without_csrf_token_changes_nothing(stack: Stack) -> None:
     for path in ("/disconnect", "/logout"):
         r = browser.post(stack.url + path, data={}, allow_redirects=False)
         assert r.status_code == 400, path
-    assert _rows(stack, athlete) > 0
+    assert rows_about(stack, athlete) > 0
     assert browser.get(stack.url + "/dashboard").status_code == 200  # still logged in
 
 
@@ -74,12 +51,12 @@ def test_a_session_cookie_edited_to_another_runner_is_refused(stack: Stack) -> N
     page = browser.get(stack.url + "/dashboard", params={"athlete_id": theirs}).text
     assert "Your running" in page
     r = browser.post(
-        stack.url + "/disconnect", data={"csrf_token": _csrf(page), "athlete_id": theirs}
+        stack.url + "/disconnect", data={"csrf_token": csrf_token(page), "athlete_id": theirs}
     )
     assert r.status_code == 200
     time.sleep(0.3)  # Strava's deauthorization event follows; it must not bring anything back
     stack.wait_idle()
-    assert _rows(stack, mine) == 0 and _rows(stack, theirs) > 0
+    assert rows_about(stack, mine) == 0 and rows_about(stack, theirs) > 0
 
 
 def test_no_token_or_secret_ever_reaches_a_log_line(
@@ -103,7 +80,7 @@ def test_no_token_or_secret_ever_reaches_a_log_line(
     stack.sim.create_activity(athlete)
     stack.wait_idle(timeout=40)
     page = browser.get(stack.url + "/dashboard").text
-    browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
+    browser.post(stack.url + "/disconnect", data={"csrf_token": csrf_token(page)})
 
     secrets = [*stack.sim.issued_secrets(), stack.sim.client_secret, "test-verify-token"]
     assert len(secrets) >= 6  # two pairs issued, plus the app's own secrets
@@ -208,16 +185,16 @@ def test_disconnect_revokes_at_strava_and_deletes_everything(stack: Stack) -> No
     browser = stack.connect(athlete)
     stack.sim.create_activity(athlete)
     stack.wait_idle()
-    assert _rows(stack, athlete) >= 4
+    assert rows_about(stack, athlete) >= 4
     page = browser.get(stack.url + "/dashboard").text
-    r = browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
+    r = browser.post(stack.url + "/disconnect", data={"csrf_token": csrf_token(page)})
     assert r.status_code == 200 and "withdrawn" in r.text
     assert stack.sim.count("POST", "/oauth/deauthorize") == 1
     # Strava's deauthorization event follows (it may even slip in while the rows go): once
     # the worker is idle, nothing about the runner is left.
     time.sleep(0.3)
     stack.wait_idle()
-    assert _rows(stack, athlete) == 0
+    assert rows_about(stack, athlete) == 0
     assert browser.get(stack.url + "/dashboard", allow_redirects=False).status_code == 302
 
 
@@ -227,11 +204,11 @@ def test_disconnect_deletes_the_data_even_when_strava_is_down(stack: Stack) -> N
     page = browser.get(stack.url + "/dashboard").text
     stack.sim.oauth_down = True
     try:
-        r = browser.post(stack.url + "/disconnect", data={"csrf_token": _csrf(page)})
+        r = browser.post(stack.url + "/disconnect", data={"csrf_token": csrf_token(page)})
     finally:
         stack.sim.oauth_down = False
     assert r.status_code == 200 and "could not be reached" in r.text
-    assert _rows(stack, athlete) == 0
+    assert rows_about(stack, athlete) == 0
 
 
 def test_every_answer_carries_the_headers_and_a_webhook_sets_no_cookie(stack: Stack) -> None:
