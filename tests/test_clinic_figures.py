@@ -20,9 +20,7 @@ from strava_massage.services import clinics
 from strava_massage.services.dashboard import runner_today
 
 from .conftest import VERIFY_TOKEN, Stack
-from .helpers import csrf_token
-
-PASSWORD = "correct horse battery"
+from .helpers import PASSWORD, staff_login
 
 
 def _clinic_with_a_sharing_runner(stack: Stack) -> requests.Session:
@@ -50,15 +48,7 @@ def _clinic_with_a_sharing_runner(stack: Stack) -> requests.Session:
         runner.niggle_area, runner.niggle_on = "calves", today
         clinics.log_session(session, clinic, athlete, today, utcnow())
         session.commit()
-    browser = requests.Session()
-    page = browser.get(stack.url + "/clinic/login", timeout=10)
-    r = browser.post(
-        stack.url + "/clinic/login",
-        data={"csrf_token": csrf_token(page.text), "email": email, "password": PASSWORD},
-        timeout=10,
-    )
-    assert r.status_code == 200 and r.url.endswith("/clinic"), (r.status_code, r.url)
-    return browser
+    return staff_login(stack, email)
 
 
 def _started(make_stack: Callable[..., Stack], **config: object) -> Stack:
