@@ -16,31 +16,23 @@ log = logging.getLogger(__name__)
 BACKFILL_DAYS = 56  # eight weeks: enough for the 28-day load figures and a month's history
 
 
-def backfill_event(athlete_id: int, connected_at: dt.datetime) -> dict[str, Any]:
-    """The internal event that imports a runner's recent history after they connect."""
-    stamp = int(connected_at.timestamp())
+def internal_event(aspect: str, athlete_id: int, at: dt.datetime) -> dict[str, Any]:
+    """An event of our own about a runner, received and due `at` (the caller's clock).
+
+    "backfill" imports their recent history after they connect; "check" asks Strava whether a
+    quiet runner still grants access.
+    """
+    stamp = int(at.timestamp())
     return {
-        "dedupe_key": f"backfill:{athlete_id}:{stamp}",
+        "dedupe_key": f"{aspect}:{athlete_id}:{stamp}",
         "object_type": "athlete",
         "object_id": athlete_id,
-        "aspect_type": "backfill",
+        "aspect_type": aspect,
         "owner_id": athlete_id,
         "updates": {},
         "event_time": stamp,
-    }
-
-
-def check_event(athlete_id: int, now: dt.datetime) -> dict[str, Any]:
-    """The internal event that asks Strava whether a quiet runner still grants access."""
-    stamp = int(now.timestamp())
-    return {
-        "dedupe_key": f"check:{athlete_id}:{stamp}",
-        "object_type": "athlete",
-        "object_id": athlete_id,
-        "aspect_type": "check",
-        "owner_id": athlete_id,
-        "updates": {},
-        "event_time": stamp,
+        "received_at": at,
+        "due_at": at,
     }
 
 

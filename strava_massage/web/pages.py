@@ -32,7 +32,7 @@ from strava_massage.domain.merge import make_block
 from strava_massage.domain.notes import render_note
 from strava_massage.models import Athlete, Clinic, ClinicStaff, Event, OAuthState, utcnow
 from strava_massage.services import capacity, clinics, runner
-from strava_massage.services.accounts import backfill_event, disconnect_athlete
+from strava_massage.services.accounts import disconnect_athlete, internal_event
 from strava_massage.strava.client import (
     AthleteInfo,
     AthleteLimitReached,
@@ -181,7 +181,7 @@ def connect_callback() -> Response | tuple[str, int]:
     if athlete.backfill_status in (None, "none", "failed"):
         # Import recent history so the first note's totals are right; the worker does it.
         athlete.backfill_status = "pending"
-        backfill = Event(**backfill_event(athlete_info.id, utcnow()))
+        backfill = Event(**internal_event("backfill", athlete_info.id, utcnow()))
         db.add(backfill)
     # Joined in the same commit as the connect: an invite never leaves a runner half-linked.
     # A runner with another clinic is asked first (the invite page), never moved by a link.

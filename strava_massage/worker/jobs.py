@@ -37,7 +37,7 @@ from strava_massage.models import (
     table_of,
     utcnow,
 )
-from strava_massage.services.accounts import BACKFILL_DAYS, check_event
+from strava_massage.services.accounts import BACKFILL_DAYS, internal_event
 from strava_massage.services.advising import decide_note
 from strava_massage.services.context import Services
 from strava_massage.services.outcomes import Outcome, OutcomeKind
@@ -679,7 +679,7 @@ def check_idle_runners(svc: Services, idle_days: float, batch: int = 20) -> list
                 .limit(batch)
             )
         )
-        events = [Event(**check_event(athlete_id, now)) for athlete_id in quiet]
+        events = [Event(**internal_event("check", athlete_id, now)) for athlete_id in quiet]
         session.add_all(events)
         session.commit()
         ids = [event.id for event in events]
