@@ -216,6 +216,11 @@ def _insert_statement() -> Any:
 
 # Built once: the statement is the same for every event, only its parameters change.
 _INSERT = _insert_statement()
+_LOCK_OWNER = (
+    select(_ATHLETES.c.id)
+    .where(_ATHLETES.c.id == bindparam("owner"))
+    .with_for_update(key_share=True)
+)
 
 
 def _parameters(event: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +252,9 @@ def store_event(db: Database, event: dict[str, Any]) -> int | None:
     """
     try:
         with db.engine.begin() as conn:
+            # The runner's row first, as deleting a runner locks it: an event arriving in the
+            # instant they leave is then either refused or deleted with them, never left over.
+            conn.execute(_LOCK_OWNER, {"owner": event["owner_id"]})
             stored: int | None = conn.scalar(_INSERT, _parameters(event))
             return stored
     except IntegrityError:
