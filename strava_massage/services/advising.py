@@ -117,30 +117,15 @@ def training_state(
         run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
-    history, notes, runs, wordings = _state_queries(athlete, row, settings)
+    day = row.local_date
+    first = day - dt.timedelta(days=settings.history_days())
     return _state_of(
         row,
         athlete,
-        ledger.history_of(session.execute(*history).one()),
-        list(session.execute(*notes)),
-        list(session.execute(*runs)),
-        list(session.execute(*wordings)),
-    )
-
-
-def _state_queries(
-    athlete: Athlete, run: Any, settings: AdviceSettings
-) -> tuple[ledger.Query, ledger.Query, ledger.Query, ledger.Query]:
-    """The ledger's reads behind a run's training state: its history (totals, first run, last
-    check-in), the runner's recent notes, their runs of the weeks before it, and the wording
-    each rule used last."""
-    day = run.local_date
-    first = day - dt.timedelta(days=settings.history_days())
-    return (
-        ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
-        ledger.recent_notes_query(athlete.id, run.id, settings.notes_looked_back),
-        ledger.runs_between_query(athlete.id, first, day, run.id),
-        ledger.last_wordings_query(athlete.id, day, run.id),
+        ledger.history(session, athlete, day, MONTHLY_CHECKIN, row.id),
+        ledger.recent_notes(session, athlete.id, row.id, settings.notes_looked_back),
+        ledger.runs_between(session, athlete.id, first, day, row.id),
+        ledger.last_wordings(session, athlete.id, day, row.id),
     )
 
 
@@ -150,7 +135,7 @@ def _state_of(
     past: ledger.History,
     notes: Sequence[ledger.PastNoteRow],
     runs: Sequence[Any],
-    wordings: Sequence[Any],
+    wordings: dict[str, str],
 ) -> TrainingState:
     """The training state of a run from what the ledger answered about it."""
     day = row.local_date
@@ -183,7 +168,7 @@ def _state_of(
             for n in notes
         ),
         last_checkin_date=past.last_note_of_kind,
-        last_wordings={w.kind: w.wording_id for w in wordings},
+        last_wordings=wordings,
         niggle=niggle,
     )
 
