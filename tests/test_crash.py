@@ -177,8 +177,9 @@ def test_a_job_killed_mid_flight_has_its_note_within_a_minute(
         survivor.send_signal(signal.SIGTERM)
         survivor.wait(timeout=30)
     print(f"\nkill -9 mid-job, taken over by a {taken_over_by}: the note {to_note:.1f} s later")
-    # The lease alone is 20 s: a restarted `serve` that waited for it could not be this quick.
-    assert to_note < (10 if taken_over_by == "serve" else 60)
+    # The lease alone is 20 s: a restarted `serve` that waited for it could not be this quick
+    # (3 s on a quiet machine; the margin is for a loaded one, where its start-up is slow).
+    assert to_note < (18 if taken_over_by == "serve" else 60)
     assert _writes(stack, run["id"]) == 1
     assert [e.status for e in stack.events()] == ["done"]
 

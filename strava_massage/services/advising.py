@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from strava_massage.advice import (
@@ -29,17 +29,6 @@ from strava_massage.domain.ledger import Executor
 from strava_massage.domain.notes import Wording, render_note
 from strava_massage.models import Activity, Athlete, Clinic, Note, table_of
 
-_CLINICS = table_of(Clinic)
-_ACTIVITIES = table_of(Activity)
-
-# A runner's clinic as their notes and pages show it: everything but the logo's bytes.
-_CLINIC_OF = select(*(c for c in _CLINICS.columns if c.key != "logo")).where(
-    _CLINICS.c.id == bindparam("clinic_id")
-)
-
-
-_RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
-
 
 def runner_settings(
     athlete: Athlete, base: AdviceSettings = DEFAULTS, clinic: Clinic | None = None
@@ -54,7 +43,10 @@ def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:
     """The runner's clinic (detached, without the logo's bytes), or None; no query if none."""
     if athlete.clinic_id is None:
         return None
-    row = session.execute(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).first()
+    # Everything but the logo's bytes: notes and pages never show them.
+    clinics = table_of(Clinic)
+    shown = select(*(c for c in clinics.columns if c.key != "logo"))
+    row = session.execute(shown.where(clinics.c.id == athlete.clinic_id)).first()
     return Clinic(**row._mapping) if row is not None else None
 
 
@@ -114,7 +106,9 @@ def training_state(
     `run` is the run's ledger row when the caller has it; it is read otherwise.
     """
     row: Any = (
-        run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
+        run
+        if run is not None
+        else session.execute(select(table_of(Activity)).where(Activity.id == activity_id)).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
     day = row.local_date
