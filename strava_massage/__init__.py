@@ -22,7 +22,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from strava_massage.web import brand, clinic_pages, clinic_wording, i18n, pages, runner_pages
     from strava_massage.worker import queue
 
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES_DIR))
+    # The data folder is the working directory's instance/ (or DATA_DIR), not Flask's default,
+    # which for an installed package lies inside the virtualenv: deleting that lost every runner.
+    app = Flask(
+        __name__,
+        instance_path=str(config.data_dir(test_config)),
+        instance_relative_config=True,
+        template_folder=str(TEMPLATES_DIR),
+    )
     settings = config.load_config(app.instance_path, test_config)
     _fill_ephemeral_secrets(settings)
     app.config.update(settings)

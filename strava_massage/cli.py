@@ -9,10 +9,15 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select, update
+from flask.cli import ScriptInfo, with_appcontext
 
-from strava_massage.config import ConfigError
+from strava_massage import __version__
+from strava_massage.config import ConfigError, check_public_url_port
+
+# Ranges of the numbers the commands take: a wrong one is a usage error (exit 2), never data.
+PORT = click.IntRange(1, 65535)
+THREADS = click.IntRange(1, 256)
+ID = click.IntRange(min=1)
 
 
 def _app() -> Flask:
@@ -25,15 +30,70 @@ def _app() -> Flask:
 
 @click.group("db")
 def db_group() -> None:
-    """Database schema commands."""
+    """Database commands: apply migrations, take a backup."""
 
 
 @db_group.command("upgrade")
 @with_appcontext
 def db_upgrade() -> None:
     """Apply all migrations (creates the database if needed)."""
-    current_app.extensions["db"].upgrade()
-    click.echo("database is up to date")
+    db = current_app.extensions["db"]
+    click.echo(f"database: {db.describe()}")
+    if db.create_if_missing():
+        click.echo("database created")
+    _upgrade(db)
+
+
+def _upgrade(db: Any) -> None:
+    """Migrate, in one line instead of Alembic's log (about ten INFO lines: its plugins, the
+    DDL mode, each revision); its warnings still show."""
+    import logging
+
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)
+    try:
+        revision = db.upgrade()
+    finally:
+        alembic.setLevel(level)
+    click.echo(f"database is up to date (revision {revision})")
+
+
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@with_appcontext
+def db_backup(file: Path, force: bool) -> None:
+    """Copy the embedded SQLite database to FILE, safely while the service runs.
+
+    To restore: stop the service, copy FILE back over the database file (the path `db
+    upgrade` prints), delete the -wal and -shm files beside it, and start the service.
+    """
+    db = current_app.extensions["db"]
+    if db.dialect != "sqlite":
+        raise BadInput(
+            f"db backup copies the embedded SQLite database; this one is {db.describe()}: "
+            'back it up with pg_dump (e.g. pg_dump -Fc -f FILE "$DATABASE_URL")'
+        )
+    target = file.resolve()
+    if target == Path(db.describe()):
+        raise BadInput("FILE is the database itself: choose another path")
+    if target.exists() and not force:
+        raise BadInput(f"{target} exists: choose another FILE, or add --force to overwrite it")
+    if not target.parent.is_dir():
+        raise BadInput(f"no folder {target.parent}: create it first")
+    try:
+        size = db.backup(target)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+    click.echo(f"backup of {db.describe()} written to {target} ({_size(size)})")
+
+
+def _size(count: int) -> str:
+    """A byte count for people."""
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KB"
+    return f"{count / 1024 / 1024:.1f} MB"
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -43,25 +103,33 @@ def db_upgrade() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
-    default=lambda: int(os.environ.get("PORT", 5000)),
+    default=lambda: os.environ.get("PORT") or 5000,
     show_default="5000 or $PORT",
-    type=int,
+    type=PORT,
     help="Port to listen on.",
 )
-@click.option("--threads", default=8, show_default=True, help="Request threads.")
+@click.option("--threads", default=8, show_default=True, type=THREADS, help="Request threads.")
 @with_appcontext
 def serve(host: str, port: int, threads: int) -> None:
-    """Run the web server with an in-process worker: the one-machine default."""
+    """Run the web server with an in-process worker: the one-machine default.
+
+    Migrates the database first. A PUBLIC_URL on this machine (127.0.0.1, localhost) must
+    name the port served here.
+    """
     from strava_massage.server import run_server
 
     app = _app()
-    app.extensions["db"].upgrade()
+    check_public_url_port(app.config["PUBLIC_URL"], port)
+    db = app.extensions["db"]
+    click.echo(f"database: {db.describe()}")
+    _upgrade(db)
+    click.echo(f"queue: {_queue_label(app)}")
     click.echo(f"serving on http://{host}:{port} (Ctrl-C to stop)")
     run_server(app, host=host, port=port, threads=threads, embedded_worker=True)
 
 
 @click.command()
-@click.option("--threads", default=None, type=int, help="Worker threads [WORKER_THREADS or 2].")
+@click.option("--threads", default=None, type=THREADS, help="Worker threads [WORKER_THREADS or 2].")
 @click.option("--periodic/--no-periodic", default=True, help="Run the periodic sweep here.")
 @with_appcontext
 def worker(threads: int | None, periodic: bool) -> None:
@@ -73,6 +141,7 @@ def worker(threads: int | None, periodic: bool) -> None:
         app, workers=threads or app.config["WORKER_THREADS"], periodic=periodic
     )
     start_worker(app, consumer)
+    click.echo(f"database: {app.extensions['db'].describe()}")
     click.echo(f"worker consuming {_queue_label(app)} (SIGTERM finishes running jobs)")
     _run_consumer_loop(consumer)
 
@@ -100,8 +169,16 @@ def _queue_label(app: Flask) -> str:
 
 
 @click.command()
-@click.option("--port", default=5000, show_default=True, help="Port of the demo service.")
-@click.option("--weeks", default=4, show_default=True, help="Weeks of simulated history.")
+@click.option(
+    "--port", default=5000, show_default=True, type=PORT, help="Port of the demo service."
+)
+@click.option(
+    "--weeks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 52),
+    help="Weeks of simulated history.",
+)
 @click.option("--no-wait", is_flag=True, help="Exit after the demo run instead of serving.")
 def demo(port: int, weeks: int, no_wait: bool) -> None:
     """Run the service against the built-in Strava simulator with a demo runner."""
@@ -139,6 +216,8 @@ def subscription_create(callback_url: str | None) -> None:
 @with_appcontext
 def subscription_show() -> None:
     """Show the callback URL (with its secret), the stored subscription and Strava's."""
+    from sqlalchemy import select
+
     from strava_massage import services
     from strava_massage.models import Subscription
     from strava_massage.services.subscriptions import callback_url
@@ -187,15 +266,22 @@ def subscription_delete() -> None:
 @click.group("events", invoke_without_command=True)
 @click.option("--pending", is_flag=True, help="Only events waiting or in progress.")
 @click.option("--failed", is_flag=True, help="Only events that failed.")
-@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.option("--limit", default=50, show_default=True, type=ID, help="How many, newest first.")
 @click.pass_context
-@with_appcontext
 def events_command(ctx: click.Context, pending: bool, failed: bool, limit: int) -> None:
     """List stored webhook events and their status (or replay some: `events replay`)."""
+    # The app is built only to list: `events replay --help` must work with no configuration.
+    if ctx.invoked_subcommand is None:
+        _list_events(pending, failed, limit)
+
+
+@with_appcontext
+def _list_events(pending: bool, failed: bool, limit: int) -> None:
+    """Print the newest stored events, filtered by status."""
+    from sqlalchemy import select
+
     from strava_massage.models import Event
 
-    if ctx.invoked_subcommand is not None:
-        return
     query = select(Event).order_by(Event.id.desc()).limit(limit)
     statuses = [*(["pending", "processing"] if pending else []), *(["failed"] if failed else [])]
     if statuses:
@@ -215,7 +301,7 @@ def events_command(ctx: click.Context, pending: bool, failed: bool, limit: int) 
 
 
 @events_command.command("replay")
-@click.argument("event_ids", nargs=-1, type=int)
+@click.argument("event_ids", nargs=-1, type=ID)
 @click.option("--failed", "all_failed", is_flag=True, help="Every failed event.")
 @with_appcontext
 def events_replay(event_ids: tuple[int, ...], all_failed: bool) -> None:
@@ -277,7 +363,7 @@ def _change_niggle(athlete: Any, niggle: str | None, clear: bool) -> None:
 
 
 @runner_group.command("show")
-@click.argument("athlete_id", type=int)
+@click.argument("athlete_id", type=ID)
 @with_appcontext
 def runner_show(athlete_id: int) -> None:
     """Show a runner's settings and sessions."""
@@ -298,7 +384,8 @@ def runner_show(athlete_id: int) -> None:
         click.echo(f"  next race: {race}")
         click.echo(f"  sore area: {_niggle_text(a)}")
         click.echo(f"  advice overrides: {a.advice_overrides or 'none'}")
-        click.echo(f"  history import: {a.backfill_status} ({a.backfill_runs} runs)")
+        runs = a.backfill_runs or 0
+        click.echo(f"  history import: {a.backfill_status} ({runs} run{'' if runs == 1 else 's'})")
         rows = runner.massages(session, athlete_id)
         click.echo(f"  massage sessions: {len(rows) or 'none'}")
         for m in rows:
@@ -317,7 +404,7 @@ def _niggle_text(athlete: Any) -> str:
 
 
 @runner_group.command("set")
-@click.argument("athlete_id", type=int)
+@click.argument("athlete_id", type=ID)
 @click.option("--units", type=click.Choice(["mi", "km", "strava"]), help="strava = as on Strava.")
 @click.option("--notes", type=click.Choice(["on", "paused"]), help="Pause or resume notes.")
 @click.option(
@@ -387,7 +474,7 @@ def massage_group() -> None:
 
 
 @massage_group.command("add")
-@click.argument("athlete_id", type=int)
+@click.argument("athlete_id", type=ID)
 @click.option("--on", "on", required=True, help="Date of the session (YYYY-MM-DD).")
 @click.option("--place", default=None, help="Where (optional).")
 @with_appcontext
@@ -408,8 +495,8 @@ def massage_add(athlete_id: int, on: str, place: str | None) -> None:
 
 
 @massage_group.command("remove")
-@click.argument("athlete_id", type=int)
-@click.argument("session_id", type=int)
+@click.argument("athlete_id", type=ID)
+@click.argument("session_id", type=ID)
 @with_appcontext
 def massage_remove(athlete_id: int, session_id: int) -> None:
     """Remove a session logged by mistake."""
@@ -425,14 +512,20 @@ def massage_remove(athlete_id: int, session_id: int) -> None:
 
 
 @click.command("advise")
-@click.option("--athlete", "athlete_id", type=int, required=True, help="The runner's id.")
+@click.option("--athlete", "athlete_id", type=ID, required=True, help="The runner's id.")
 @click.option("--as-of", "as_of", default=None, help="Date of the imagined next run [today].")
-@click.option("--distance", type=float, default=None, help="Its distance in km [recent average].")
+@click.option(
+    "--distance",
+    type=click.FloatRange(0, 500, min_open=True),
+    default=None,
+    help="Its distance in the runner's units, km or mi [their 28-day average].",
+)
 @with_appcontext
 def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -> None:
     """Print the note the runner's next run would get, and the numbers behind it."""
     import datetime as dt
 
+    from strava_massage.advice.state import metres_per_unit, to_units
     from strava_massage.services import runner
     from strava_massage.services.advising import preview_next_run
 
@@ -442,16 +535,23 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
             day = runner.parse_date(as_of, "--as-of") if as_of else dt.date.today()
         except runner.InputError as e:
             raise _fail(e) from None
-        state, note = preview_next_run(session, a, day, distance)
-    click.echo(f"the next run: {state.local_date}, {state.distance_m / 1000:.1f} km\n")
+        units = a.effective_units
+        km = None if distance is None else distance * metres_per_unit(units) / 1000
+        state, note = preview_next_run(session, a, day, km)
+    run = to_units(state.distance_m, units)
+    click.echo(f"the next run: {state.local_date}, {run:.1f} {units}\n")
     rows = [
         ("week", state.week_m), ("month", state.month_m), ("year", state.year_m),
         ("last 7 days", state.rolling7_m), ("last 28 days", state.rolling28_m),
         ("since massage", state.since_massage_m),
     ]  # fmt: skip
     for label, metres in rows:
-        click.echo(f"  {label:<18} {metres / 1000:8.1f} km")
-    click.echo(f"  {'days since massage':<18} {state.since_massage_days:8d}")
+        click.echo(f"  {label:<18} {to_units(metres, units):8.1f} {units}")
+    if state.last_massage_date is None:
+        # Without a logged session the distance counts from connecting: no day count to show.
+        click.echo(f"  {'days since massage':<18} {'none logged':>8}")
+    else:
+        click.echo(f"  {'days since massage':<18} {state.since_massage_days:8d}")
     click.echo(f"  {'days of history':<18} {state.history_days:8d}")
     click.echo(f"  {'next race':<18} {state.next_race_date or 'none'!s:>8}")
     click.echo(f"\nrule: {note.kind}  facts: {note.fact_ids}\n")
@@ -460,7 +560,12 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
 
 @click.command("preview")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--units", type=click.Choice(["km", "mi"]), default="km", show_default=True)
+@click.option(
+    "--units",
+    type=click.Choice(["km", "mi"]),
+    default=None,
+    help="Units of the report  [default: the export's own, else km].",
+)
 @click.option("--tz", default="UTC", show_default=True, help="Time zone the runs were in.")
 @click.option("--massage", "massages", multiple=True, help="A massage date (YYYY-MM-DD); repeat.")
 @click.option(
@@ -474,7 +579,7 @@ def advise_command(athlete_id: int, as_of: str | None, distance: float | None) -
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per note (JSON Lines).")
 def preview_command(
     file: Path,
-    units: str,
+    units: str | None,
     tz: str,
     massages: tuple[str, ...],
     races: tuple[str, ...],
@@ -497,6 +602,10 @@ def preview_command(
         export = preview.read_export(file, preview.zone(tz))
     except preview.ExportError as e:
         raise _fail(e) from None
+    refusal = preview.refusal(export, file.name)
+    if refusal:  # every run unreadable: an error, not an empty preview
+        raise BadInput(refusal)
+    units = units or export.units or "km"
     if len(export.runs) > 500:
         click.echo(f"replaying {len(export.runs)} runs ...", err=True)
     notes = preview.replay(export.runs, units=units, massages=massage_days, races=race_list)
@@ -527,6 +636,7 @@ def keys_rotate() -> None:
     the old keys once it reports no failure.
     """
     from cryptography.fernet import InvalidToken
+    from sqlalchemy import select, update
 
     from strava_massage import services
     from strava_massage.models import Token
@@ -677,7 +787,7 @@ def clinic_remove_staff(email: str) -> None:
 @with_appcontext
 def clinic_list() -> None:
     """List the clinics with their runners and staff counts."""
-    from sqlalchemy import func
+    from sqlalchemy import func, select
 
     from strava_massage.models import Athlete, Clinic, ClinicStaff
 
@@ -717,28 +827,84 @@ def register(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def _create_app() -> Flask:
-    """The app for the console script."""
-    from strava_massage import create_app
+def _script_info() -> ScriptInfo:
+    """Flask's handle on the app, built only when a command first needs it (never for help)."""
+    info = ScriptInfo(set_debug_flag=False)
 
-    return create_app()
+    def build() -> Flask:
+        from strava_massage import create_app
+
+        app = create_app()
+        # Kept so a failure to connect can be explained with the database's address.
+        info.data["database_url"] = app.config["DATABASE_URL"]
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.find_root().call_on_close(lambda: _release(app))
+        return app
+
+    info.create_app = build
+    return info
 
 
-cli = FlaskGroup(
-    name="strava-massage",
-    create_app=_create_app,
-    add_default_commands=False,
-    add_version_option=True,
-    help="Legwork: recovery notes on a runner's Strava runs.",
+def _release(app: Flask) -> None:
+    """Close the command's database and queue connections when it ends."""
+    app.extensions["tasks"].close()
+    app.extensions["db"].dispose()
+
+
+class SettingError(click.ClickException):
+    """A configuration mistake or an unreachable database: one line, exit status 2."""
+
+    exit_code = 2
+
+
+class Commands(click.Group):
+    """The console script's commands: the app is built lazily, and a configuration mistake or
+    an unreachable database ends the command with one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; settings problems and failed connections become one line."""
+        if ctx.obj is None:
+            ctx.obj = _script_info()
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            raise SettingError(str(e)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own endings (errors, --help): nothing to translate
+        except Exception as e:
+            from strava_massage.db import database_problem
+
+            url = ctx.obj.data.get("database_url") if isinstance(ctx.obj, ScriptInfo) else None
+            problem = database_problem(url, e) if url else None
+            if problem is None:
+                raise  # a real fault: its traceback is what a bug report needs
+            raise SettingError(problem) from None
+
+
+@click.group(
+    "strava-massage",
+    cls=Commands,
+    invoke_without_command=True,
 )
+@click.version_option(
+    __version__, "--version", prog_name="strava-massage", message="%(prog)s %(version)s"
+)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Legwork: recovery notes on a runner's Strava runs.
+
+    Settings come from the environment or a .env file in the working directory (README,
+    Configuration); the embedded database lives in ./instance unless DATA_DIR says otherwise.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
 for _command in COMMANDS:
     cli.add_command(_command)
 
 
 def main() -> None:
-    """Console-script entry point: configuration problems become one clear line."""
-    try:
-        cli.main(prog_name="strava-massage")
-    except ConfigError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    """Console-script entry point."""
+    cli.main(prog_name="strava-massage")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -34,15 +35,27 @@ HISTORY = [(1, 8.0, None), (3, 10.0, None), (5, 6.0, None), (7, 18.0, 2)]
 
 
 def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
-    """Start simulator, service and worker; connect a demo runner; show a note on a new run."""
-    from strava_massage import create_app
-    from strava_massage.services.subscriptions import create_subscription
-    from strava_massage.worker.queue import make_consumer, start_worker
+    """Start simulator, service and worker; connect a demo runner; show a note on a new run.
 
+    Everything lives in a temporary folder, removed when the demo ends (Ctrl-C, or at once
+    with keep_serving False).
+    """
     # The demo speaks for itself; routine log lines would bury what it prints.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sim = Simulator(quiet=True).start()
     folder = Path(tempfile.mkdtemp(prefix="legwork-demo-"))
+    sim = Simulator(quiet=True).start()
+    try:
+        _run(sim, folder, port=port, weeks=weeks, keep_serving=keep_serving)
+    finally:
+        sim.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    click.echo("\nDemo finished: servers stopped, demo data removed.")
+
+
+def _run(sim: Simulator, folder: Path, *, port: int, weeks: int, keep_serving: bool) -> None:
+    """The demo itself; the caller stops the simulator and removes `folder`."""
+    from strava_massage import create_app
+
     public_url = f"http://127.0.0.1:{port}"
     app = create_app(
         {
@@ -52,10 +65,24 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
             "STRAVA_CLIENT_SECRET": sim.client_secret,
             "STRAVA_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "PUBLIC_URL": public_url,
+            "DATA_DIR": str(folder),
             "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
             "QUEUE_URL": f"sqlite:///{folder / 'queue.db'}",
         }
     )
+    # The app's logging shows the consumer's start and stop: not news in a demo.
+    logging.getLogger("huey.consumer").setLevel(logging.WARNING)
+    try:
+        _serve(app, sim, port=port, weeks=weeks, keep_serving=keep_serving)
+    finally:
+        app.extensions["tasks"].close()
+        app.extensions["db"].dispose()
+
+
+def _serve(app: Flask, sim: Simulator, *, port: int, weeks: int, keep_serving: bool) -> None:
+    """Serve the app and its worker, play the demo runner's weeks, then wait for Ctrl-C."""
+    from strava_massage.worker.queue import make_consumer, start_worker
+
     app.extensions["db"].upgrade()
     try:
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
@@ -64,6 +91,33 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     consumer = make_consumer(app, workers=2, embedded=True)
     start_worker(app, consumer)
+    try:
+        public_url = str(app.config["PUBLIC_URL"])
+        run_id = _play(app, sim, public_url=public_url, weeks=weeks)
+        if not keep_serving:
+            return
+        click.echo("\nOpen these:")
+        click.echo(f"  {public_url}/            landing page (connect as 'Demo Runner')")
+        click.echo(f"  {sim.url}/_sim/activities/{run_id}   the run as the simulator stores it")
+        click.echo(
+            f"  {public_url}/clinic/login   the clinic's side: {DEMO_STAFF} / {DEMO_PASSWORD}"
+        )
+        click.echo("\nServing until Ctrl-C.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass  # the end the visitor chose: stop and clean up below
+    finally:
+        consumer.stop(graceful=True)
+        server.shutdown()
+        server.server_close()
+
+
+def _play(app: Flask, sim: Simulator, *, public_url: str, weeks: int) -> int:
+    """Subscribe, connect the demo runner, replay past weeks and upload today's run (its id
+    is returned)."""
+    from strava_massage.services.subscriptions import create_subscription
 
     click.echo(f"Strava simulator: {sim.url}")
     click.echo(f"service:          {public_url}")
@@ -103,21 +157,7 @@ def run_demo(*, port: int, weeks: int, keep_serving: bool) -> None:
     _wait_idle(app)
     click.echo("\nA new run was uploaded; its description on (simulated) Strava now reads:\n")
     click.echo(sim.activity(run["id"])["description"])
-    click.echo("\nOpen these:")
-    click.echo(f"  {public_url}/            landing page (connect as 'Demo Runner')")
-    click.echo(f"  {sim.url}/_sim/activities/{run['id']}   the run as the simulator stores it")
-    click.echo(f"  {public_url}/clinic/login   the clinic's side: {DEMO_STAFF} / {DEMO_PASSWORD}")
-    if not keep_serving:
-        consumer.stop(graceful=True)
-        server.shutdown()
-        sim.stop()
-        return
-    click.echo("\nServing until Ctrl-C.")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        consumer.stop(graceful=True)
+    return int(run["id"])
 
 
 def _demo_clinic(app: Flask, athlete_id: int) -> None:

@@ -20,9 +20,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        """Apply our options to gunicorn's config."""
+        """Apply our options to gunicorn's config (those this gunicorn version knows)."""
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         """The WSGI app."""
@@ -62,5 +63,7 @@ def run_server(
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        # gunicorn 25.1+ opens a control socket, by default in ~/.gunicorn: nothing here uses it.
+        "control_socket_disable": True,
     }
     _Gunicorn(app, options).run()

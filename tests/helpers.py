@@ -125,6 +125,9 @@ def worker_process(
         "RATE_WINDOW_SECONDS": str(cfg["RATE_WINDOW_SECONDS"]),
         "STRAVA_RATE_LIMITS": ",".join(map(str, cfg["STRAVA_RATE_LIMITS"])),
     }
+    if command[0] == "serve" and "--port" in command:
+        # serve refuses a local PUBLIC_URL that names another port than the one it binds.
+        env["PUBLIC_URL"] = f"http://127.0.0.1:{command[command.index('--port') + 1]}"
     env.pop("SWEEP_AFTER_SECONDS", None)
     env.pop("SWEEP_INTERVAL_SECONDS", None)
     if lease is not None:

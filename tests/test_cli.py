@@ -99,6 +99,10 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     env = _env(
         tmp_path,
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # gunicorn would put its control socket under HOME (or XDG_RUNTIME_DIR): it must not.
+        HOME=str(tmp_path),
+        XDG_RUNTIME_DIR="",
         STRAVA_CLIENT_ID="1",
         STRAVA_CLIENT_SECRET="x",
         STRAVA_VERIFY_TOKEN=VERIFY_TOKEN,
@@ -135,3 +139,8 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=40)
     assert proc.returncode == 0, output
     assert (tmp_path / "app.db").exists()
+    # Where the data is, and one line for the migrations instead of Alembic's log.
+    assert f"database: {tmp_path / 'app.db'}" in output
+    assert "database is up to date (revision " in output
+    assert "Context impl" not in output and "Running upgrade" not in output
+    assert not (tmp_path / ".gunicorn").exists()

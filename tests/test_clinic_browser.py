@@ -255,7 +255,7 @@ def test_dashboard_by_default_shows_no_strava_figures(make_stack: MakeStack, pag
 
 def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page: Any) -> None:
     stack: Stack = make_stack(CLINIC_SHARED_FIGURES=True)  # the operator shows shared figures
-    today, days = _two_runners(stack)
+    today, _days = _two_runners(stack)
 
     _log_in(page, stack)
     counts = page.locator(".counts").inner_text()
@@ -265,7 +265,7 @@ def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page:
     assert rows.count() == 1  # the runner who does not share has no row at all
     row = rows.first
     cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
-    assert cells[:5] == ["Ada Runner", "12.0 km", f"182.0 km · {days} days", "none logged", "Due"]
+    assert cells[:5] == ["Ada Runner", "12.0 km", "182.0 km since connecting", "none logged", "Due"]
     _assert_accessible(page)
     screenshot(page, "clinic-dashboard-figures")
 
@@ -275,7 +275,7 @@ def test_dashboard_shows_sharers_and_logs_a_session(make_stack: MakeStack, page:
     row = page.locator("table.roster tbody tr").first
     cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
     assert cells[1:3] == ["12.0 km", "0.0 km · 0 days"]  # the week stays; "since" starts again
-    assert cells[3] == f"{today.day} {today:%b} {today.year}" and cells[4] == "Not yet"
+    assert cells[3] == f"{today:%b} {today.day}, {today.year}" and cells[4] == "Not yet"
     _assert_accessible(page)
     screenshot(page, "clinic-dashboard-session-logged")
 

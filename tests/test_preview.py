@@ -168,13 +168,14 @@ def test_runs_are_dated_in_the_runners_time_zone() -> None:
     assert london.runs[0].distance_m == 5000.0 and london.runs[0].moving_time_s == 1800
 
 
-def test_a_single_distance_column_is_in_km() -> None:
-    """With one Distance column, it is in km and may carry thousands separators."""
+def test_a_lone_distance_column_of_large_numbers_is_in_metres() -> None:
+    """One Distance column with no unit: a median run over 100 is metres ("1,002.50": 1 km)."""
     text = (
         "Activity ID,Activity Date,Activity Type,Distance\n"
         '7,"Jan 2, 2024, 8:00:00 AM",Run,"1,002.50"\n'
+        '8,"Jan 3, 2024, 8:00:00 AM",Run,8020\n'
     )
-    assert parse_activities(text).runs[0].distance_m == 1_002_500.0
+    assert [r.distance_m for r in parse_activities(text).runs] == [1002.5, 8020.0]
 
 
 # -- --json ------------------------------------------------------------------------------------
@@ -364,6 +365,10 @@ def test_no_csv_content_makes_a_traceback(
             writer.writerow(row)
     path.write_text(buf.getvalue(), encoding="utf-8")
     result = preview(str(path), "--json", "--tz", "Pacific/Kiritimati")
+    if result.exit_code == 2:  # no run could be read: one line saying where and why
+        assert result.stdout == ""
+        assert re.fullmatch(r"Error: random-activities\.csv line \d+: .*\n", result.stderr)
+        return
     assert result.exit_code == 0, result.output
     json_notes(result.stdout)
     assert all(re.fullmatch(r"warning: .*|  line \d+: .*", x) for x in result.stderr.splitlines())
@@ -513,3 +518,231 @@ def test_a_missing_file_is_a_usage_error() -> None:
     """A path that does not exist is Click's usage error (status 2)."""
     result = preview("no/such/activities.csv")
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+# -- every shape of export -----------------------------------------------------------------------
+
+DATA = plan.HERE
+RUN_A = (dt.datetime(2026, 12, 3, 7, 5, 12), 8020.0, 2400)  # (UTC start, metres, seconds)
+RUN_B = (dt.datetime(2026, 12, 5, 8, 30), 16090.0, 5400)
+
+
+@pytest.mark.parametrize(
+    ("name", "runs", "units"),
+    [
+        # 2018: lower-case short headers, ISO dates, one distance column in metres.
+        ("export-2018.csv", [RUN_A, RUN_B], None),
+        # 2019: one Distance column in km, US dates, Elapsed Time only.
+        ("export-2019.csv", [RUN_A, RUN_B], None),
+        # Today's: Distance twice (km, then metres), Elapsed Time twice, a "Type" of its own.
+        ("export-en-us.csv", [RUN_A, RUN_B], "km"),
+        # An imperial account: the first Distance column is in miles.
+        ("export-imperial.csv", [RUN_A, (RUN_B[0], 16093.4, 5400)], "mi"),
+        ("export-en-gb.csv", [RUN_A, RUN_B], "km"),
+        # German headers, "03.12.2026, 07:05:12", "Lauf", a decimal comma in the km column.
+        ("export-de.csv", [RUN_A, RUN_B], "km"),
+        # French month names ("3 déc. 2026 à 07:05:12") and a decimal comma in a lone column.
+        ("export-fr.csv", [RUN_A, RUN_B], None),
+        # Spanish month names, decimal commas in the metres and seconds columns too.
+        ("export-es.csv", [RUN_A, RUN_B], "km"),
+        # Only Date, Type, Distance.
+        ("export-minimal.csv", [(RUN_A[0], 8020.0, 0), (RUN_B[0], 16090.0, 0)], None),
+        # Saved again from a spreadsheet: day-first 03/12/2026 (13/12 shows it), clock times.
+        ("export-spreadsheet.csv", [
+            (dt.datetime(2026, 12, 3, 7, 5), 8020.0, 2400),
+            (RUN_B[0], 16090.0, 5400),
+            (dt.datetime(2026, 12, 13, 8, 30), 10_000.0, 3300),
+        ], None),
+    ],
+)  # fmt: skip
+def test_each_shape_of_export_reads_the_same_runs(
+    name: str, runs: list[tuple[dt.datetime, float, int]], units: str | None
+) -> None:
+    """Dates, distances in metres and times come out right in every shape; rides stay out."""
+    export = read_export(DATA / name)
+    assert export.unreadable_rows == []
+    assert [(r.start_date_local, r.moving_time_s) for r in export.runs] == [
+        (when, seconds) for when, _, seconds in runs
+    ]
+    assert [r.distance_m for r in export.runs] == pytest.approx([m for _, m, _ in runs])
+    assert {r.sport_type for r in export.runs} == {"Run"}
+    assert export.other_activities == 1 and export.units == units
+    result = preview(str(DATA / name))
+    assert result.exit_code == 0 and result.stderr == ""
+    first, last = runs[0][0].date(), runs[-1][0].date()
+    plural = "runs" if len(runs) > 1 else "run"
+    expected = f"{len(runs)} {plural} from {first} to {last} (1 other activity left out)\n"
+    assert result.stdout.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("Dec 3, 2026, 7:05:12 AM", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("Dec 3, 2026, 7:05:12 PM", dt.datetime(2026, 12, 3, 19, 5, 12)),
+        ("Dec 3, 2026, 12:05:12 AM", dt.datetime(2026, 12, 3, 0, 5, 12)),
+        ("3 Dec 2026, 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("03.12.2026, 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("2026-12-03 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("2026-12-03T07:05:12Z", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("2026-12-03T08:05:12+01:00", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("3. Dez. 2026, 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("14. März 2026, 07:05:12", dt.datetime(2026, 3, 14, 7, 5, 12)),
+        ("3 déc. 2026, 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("24 mai 2012 à 16:27:40", dt.datetime(2012, 5, 24, 16, 27, 40)),
+        ("3 dic 2026, 7:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("3 de sept. de 2026, 7:05:12", dt.datetime(2026, 9, 3, 7, 5, 12)),
+        ("2026/12/03 07:05:12", dt.datetime(2026, 12, 3, 7, 5, 12)),
+        ("03.12.2026 07:05", dt.datetime(2026, 12, 3, 7, 5)),
+    ],
+)
+def test_dates_in_the_exports_languages(cell: str, expected: dt.datetime) -> None:
+    """Each language's way of writing the date reads as the same moment (UTC)."""
+    (run,) = parse_activities(f'Date,Type,Distance\n"{cell}",Run,8.02\n').runs
+    assert run.start_date_local == expected
+
+
+def test_a_date_without_a_time_is_the_local_day() -> None:
+    """ "2026-12-03" stays 3 December in any zone (there is no time of day to move)."""
+    (run,) = parse_activities(
+        "Date,Type,Distance\n2026-12-03,Run,8\n", ZoneInfo("Pacific/Honolulu")
+    ).runs
+    assert run.start_date_local == dt.datetime(2026, 12, 3)
+
+
+@pytest.mark.parametrize(
+    ("header", "cells", "metres"),
+    [
+        ("Distance,Distance", ["8.02,8020.0", "16.09,16090.0"], [8020.0, 16090.0]),
+        ("Distance,Distance", ['"8,02",8020.0', '"16,09",16090.0'], [8020.0, 16090.0]),
+        ("Distance", ["8.02", "16.09"], [8020.0, 16090.0]),  # km, by its size
+        ("Distance", ["8020", "16090"], [8020.0, 16090.0]),  # metres, by its size
+        ("Distance", ['"8,02"', '"16,09"'], [8020.0, 16090.0]),  # a decimal comma
+        ("Distance", ['"8.020,5"', '"16 090,5"'], [8020.5, 16090.5]),  # and thousands
+        # "1,002" could be either: a thousand and two, as metres here (by its size) show.
+        ("Distance", ['"1,002"', '"5,000"', "8020"], [1002.0, 5000.0, 8020.0]),
+        ("Distance (m)", ["80", "95"], [80.0, 95.0]),  # the header's unit wins over size
+        ("Distance (km)", ["150", "160"], [150_000.0, 160_000.0]),
+        ("Distance (mi)", ["5", "10"], [8046.72, 16093.44]),
+    ],
+)
+def test_distance_columns_of_each_kind(header: str, cells: list[str], metres: list[float]) -> None:
+    """One or two Distance columns, km or m, a decimal point or comma: metres each time."""
+    lines = [f"Date,Type,{header}"] + [f"2026-12-0{n + 1},Run,{c}" for n, c in enumerate(cells)]
+    export = parse_activities("\n".join(lines) + "\n")
+    assert export.unreadable_rows == []
+    assert [r.distance_m for r in export.runs] == [pytest.approx(m) for m in metres]
+
+
+def test_a_decimal_comma_among_decimal_points_is_refused_not_multiplied() -> None:
+    """ "8,02" in a column that writes "8.02" is a bad row, never 802 km."""
+    text = 'Date,Type,Distance\n2026-12-01,Run,8.02\n2026-12-02,Run,10.50\n2026-12-03,Run,"8,02"\n'
+    export = parse_activities(text)
+    assert [r.distance_m for r in export.runs] == [pytest.approx(8020.0), 10_500.0]
+    assert export.unreadable_rows == [BadRow(4, "distance '8,02' is not a distance")]
+
+
+def test_slash_dates_take_their_order_from_the_column() -> None:
+    """04/05/2026 is 4 May where another row has 13/05/2026, and 5 April beside 05/13/2026."""
+    day_first = parse_activities("Date,Type,Distance\n04/05/2026,Run,8\n13/05/2026,Run,8\n")
+    month_first = parse_activities("Date,Type,Distance\n04/05/2026,Run,8\n05/13/2026,Run,8\n")
+    assert day_first.runs[0].start_date_local == dt.datetime(2026, 5, 4)
+    assert month_first.runs[0].start_date_local == dt.datetime(2026, 4, 5)
+    alone = parse_activities("Date,Type,Distance\n04/05/2026,Run,8\n")
+    assert [str(b) for b in alone.unreadable_rows] == [
+        "line 2: date '04/05/2026' could be day/month or month/day, and no other row shows which"
+    ]
+
+
+# -- what cannot be read is refused ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("run_row", "reason"),
+    [
+        ("32/13/2026,Run,8.02", "unreadable date '32/13/2026'"),
+        ("tomorrow,Run,8.02", "unreadable date 'tomorrow'"),
+        ("2026-12-03,Run,8..02", "distance '8..02' is not a distance"),
+        ("2026-12-03,Run,far", "distance 'far' is not a distance"),
+    ],
+)
+def test_an_export_with_no_readable_run_is_refused_with_the_line(
+    tmp_path: Path, run_row: str, reason: str
+) -> None:
+    """Nothing readable is exit 2 and one line naming the file, the line and why, never an
+    empty preview with exit 0."""
+    path = tmp_path / "activities.csv"
+    path.write_text(f"Date,Type,Distance\n2026-12-01,Ride,20\n{run_row}\n", encoding="utf-8")
+    for args in ([], ["--json"]):
+        result = preview(str(path), *args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert (
+            result.stderr == f"Error: activities.csv line 3: {reason}; no run in it could be read\n"
+        )
+
+
+def test_the_refusal_counts_the_other_unreadable_rows(tmp_path: Path) -> None:
+    """With several bad rows, the first is named and the rest counted."""
+    path = tmp_path / "activities.csv"
+    path.write_text("Date,Type,Distance\nsoon,Run,8\nlater,Run,8\nnever,Run,8\n")
+    result = preview(str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: activities.csv line 2: unreadable date 'soon' (2 more rows too);"
+        " no run in it could be read\n"
+    )
+
+
+def test_an_export_of_other_sports_only_says_what_it_holds(tmp_path: Path) -> None:
+    """No runs and nothing unreadable: exit 0, and which activities were there instead."""
+    path = tmp_path / "activities.csv"
+    path.write_text(
+        "Date,Type,Distance\n2026-12-01,Ride,20\n2026-12-02,Ride,30\n2026-12-03,Swim,2\n"
+    )
+    result = preview(str(path))
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "No runs found in the export, so there is nothing to preview.\n"
+        "It holds 3 other activities: Ride 2, Swim 1.\n"
+    )
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-12-05:-5", "2026-12-05:401", "2026-12-05:1e400", "2026-12-05:x"]
+)
+def test_race_distance_is_range_checked(value: str) -> None:
+    """--race KM must be more than 0 and at most 400: exit 2 with one line."""
+    result = preview(str(DATA / "export-en-us.csv"), "--race", value)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: --race distance must be in km, more than 0")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("race", ["2026-12-05", "2026-12-05:16.09"])
+def test_race_takes_date_or_date_and_km_as_runner_set_does(race: str) -> None:
+    """`--race DATE` and `--race DATE:KM` (the form `runner set --race` takes) both work."""
+    result = preview(str(DATA / "export-en-us.csv"), "--race", race, "--json")
+    assert result.exit_code == 0
+    kinds = [(o["date"], o["kind"]) for o in json_notes(result.stdout)]
+    assert kinds[-1] == ("2026-12-05", "post_race")
+
+
+def test_one_run_and_one_other_activity_are_singular(tmp_path: Path) -> None:
+    """ "1 run ... (1 other activity left out)", not "1 runs", "1 other activities"."""
+    path = tmp_path / "activities.csv"
+    path.write_text("Date,Type,Distance\n2026-12-01 07:00:00,Ride,20\n2026-12-03 07:00:00,Run,8\n")
+    out = preview(str(path)).stdout
+    assert out.startswith("1 run from 2026-12-03 to 2026-12-03 (1 other activity left out)\n")
+
+
+def test_the_report_is_in_the_exports_units_unless_told() -> None:
+    """An imperial export reports in miles throughout; --units km turns all of it to km."""
+    miles = preview(str(DATA / "export-imperial.csv"), "--full").stdout
+    assert "week of 2026-11-30  2 run(s)  15.0 mi  (28 days: 15.0 mi)" in miles
+    assert " km" not in miles and "Why: 5.0 mi today" in miles
+    km = preview(str(DATA / "export-imperial.csv"), "--full", "--units", "km").stdout
+    assert "24.1 km  (28 days: 24.1 km)" in km and " mi" not in km
+    assert " mi" not in preview(str(DATA / "export-de.csv"), "--full").stdout

@@ -37,6 +37,7 @@ def test_the_procfile_web_command_serves_and_stops_gracefully(make_stack, tmp_pa
     cfg = stack.app.config
     env = {
         **os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "WEB_THREADS": "2",
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "STRAVA_CLIENT_ID": str(cfg["STRAVA_CLIENT_ID"]),
         "STRAVA_CLIENT_SECRET": cfg["STRAVA_CLIENT_SECRET"], "STRAVA_VERIFY_TOKEN": VERIFY_TOKEN,
         "DATABASE_URL": cfg["DATABASE_URL"], "QUEUE_URL": cfg["QUEUE_URL"],

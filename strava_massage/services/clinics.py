@@ -57,6 +57,8 @@ HOLD_SECONDS = 30
 # scrypt is werkzeug's default; named so a change of default never silently changes ours.
 HASH_METHOD = "scrypt"
 MAX_NAME = 80
+# The hosts a booking link may reach over plain http: this machine, for the demo and tests.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
 LOGO_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 MAX_LOGO_BYTES = 200 * 1024
 # A hash to check against when no such staff exists, so a wrong email costs what a wrong password
@@ -89,13 +91,19 @@ def check_name(name: str) -> str:
 
 
 def check_booking_url(url: str | None) -> str | None:
-    """An http(s) booking link without spaces, or None for none."""
+    """An https booking link without spaces (http only on this machine), or None for none."""
     url = (url or "").strip()
     if not url:
         return None
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
-        raise InputError("the booking link must be a web address starting with https://")
+    # Plain http only for a page on this machine (the demo, tests): runners' browsers would
+    # send their booking details unencrypted anywhere else.
+    local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+    if not (parts.scheme == "https" or local) or not parts.netloc or any(c.isspace() for c in url):
+        raise InputError(
+            "the booking link must be a web address starting with https:// "
+            "(http:// only for localhost or 127.0.0.1, for testing)"
+        )
     if len(url) > 300:
         raise InputError("the booking link must be at most 300 characters")
     return url
@@ -525,8 +533,9 @@ def log_session(
     return row
 
 
+# The three "last session" columns are empty for a runner with no session logged.
 CSV_HEADER = (
-    "name", "units", "this_week", "since_last_session", "last_session", "days_since",
+    "name", "units", "this_week", "since_last_session", "last_session", "days_since_last_session",
     "due_for_session", "sharing_since", "sore_area", "sore_since",
 )  # fmt: skip
 # Without CLINIC_SHARED_FIGURES: no column derived from Strava.
@@ -568,14 +577,16 @@ def roster_csv(rows: Roster | Iterable[RosterRow]) -> str:
             continue
         assert r.week_m is not None
         assert r.since_session_m is not None
+        # Without a session the ledger counts from connecting: not "since the last session".
+        logged = r.last_session is not None
         writer.writerow(
             [
                 _cell(r.name),
                 r.units,
                 f"{to_units(r.week_m, r.units):.1f}",
-                f"{to_units(r.since_session_m, r.units):.1f}",
+                f"{to_units(r.since_session_m, r.units):.1f}" if logged else "",
                 last,
-                r.since_days,
+                r.since_days if logged else "",
                 "yes" if r.due else "no",
                 shared,
                 *niggle,

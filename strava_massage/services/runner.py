@@ -14,13 +14,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from strava_massage.advice import DEFAULTS, AdviceSettings
-from strava_massage.advice.state import NIGGLE_AREAS, Niggle
+from strava_massage.advice import DEFAULTS, AdviceSettings, Units, to_units
+from strava_massage.advice.state import NIGGLE_AREAS, Niggle, metres_per_unit
 from strava_massage.models import Athlete, MassageSession
 
 UNITS = ("mi", "km")
 NOTE_TARGETS = ("description", "private_note")
 MAX_DISCLAIMER = 160
+# The longest race a note plans around, in each unit (400 km: a multi-day ultra; 250 mi alike).
+MAX_RACE: dict[Units, int] = {"km": 400, "mi": 250}
 # How long a noted sore area shapes the tips: the advice settings' own number.
 NIGGLE_DAYS = DEFAULTS.niggle_days
 
@@ -68,15 +70,26 @@ def set_disclaimer(athlete: Athlete, text: str | None) -> None:
 
 
 def set_race(
-    athlete: Athlete, on: dt.date | None, distance_km: float | None, today: dt.date
+    athlete: Athlete,
+    on: dt.date | None,
+    distance: float | None,
+    today: dt.date,
+    units: Units = "km",
 ) -> None:
-    """The next race (date, optional distance in km); None clears it."""
+    """The next race (date, optional distance in `units`, stored in metres); None clears it."""
     if on is not None and on < today:
         raise InputError("the race date is in the past")
-    if distance_km is not None and not 0 < distance_km <= 400:
-        raise InputError("the race distance must be between 0 and 400 km")
+    top = MAX_RACE[units]
+    if distance is not None and not 0 < distance <= top:
+        raise InputError(f"the race distance must be between 0 and {top} {units}")
     athlete.next_race_on = on
-    athlete.next_race_distance_m = distance_km * 1000 if distance_km and on else None
+    athlete.next_race_distance_m = distance * metres_per_unit(units) if distance and on else None
+
+
+def race_distance(athlete: Athlete, units: Units) -> float | None:
+    """The next race's distance in `units`, to one decimal as the runner typed it, or None."""
+    metres = athlete.next_race_distance_m
+    return round(to_units(metres, units), 1) if metres else None
 
 
 def set_advice(athlete: Athlete, changes: dict[str, str]) -> AdviceSettings:

@@ -325,6 +325,20 @@ def create_simulator_app(state: SimState) -> Flask:
         found = state.calls(request.args.get("method"), request.args.get("path_prefix"))
         return jsonify([c.to_json() for c in found])
 
+    @app.get("/activities/<int:activity_id>")
+    def activity_page(activity_id: int) -> str:
+        """The run's page on the website (not the API): where "View on Strava" links lead."""
+        try:
+            a = state.activity(activity_id)
+        except KeyError:
+            raise FaultError(404, "Record Not Found", "Activity", "id", "not found") from None
+        return render_template_string(
+            "<!doctype html><title>{{ a.name }}</title><h1>{{ a.name }}</h1>"
+            "<p>{{ a.sport_type }}, {{ '%.1f'|format(a.distance / 1000) }} km</p>"
+            "<pre>{{ a.description or '' }}</pre>",
+            a=a,
+        )
+
     @app.get("/_sim/activities/<int:activity_id>")
     def sim_activity(activity_id: int) -> Response:
         try:

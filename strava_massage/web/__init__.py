@@ -259,8 +259,12 @@ def healthz() -> tuple[Response, int]:
 
 
 def metrics() -> Response:
-    """Counters in Prometheus's text format; behind a bearer token when METRICS_TOKEN is set."""
+    """Counters in Prometheus's text format; in production only behind METRICS_TOKEN."""
     expected = current_app.config.get("METRICS_TOKEN")
+    # They show the app's load and its runners' activity: a public (https) site without a token
+    # keeps them to itself, answering as if there were no such page; a local one stays open.
+    if not expected and str(current_app.config.get("PUBLIC_URL", "")).startswith("https://"):
+        abort(404)
     if expected:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), str(expected).encode()):

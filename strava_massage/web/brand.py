@@ -13,6 +13,8 @@ from pathlib import Path
 from flask import Blueprint, Flask, abort, current_app, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
+from strava_massage.config import DEFAULT_STRAVA_BASE_URL
+
 bp = Blueprint("brand", __name__)
 
 # What the pages use, and the file names (SVG or PNG) an operator saves Strava's assets under.
@@ -40,6 +42,16 @@ def brand_asset(kind: str) -> str | None:
     return url_for("brand.asset", kind=kind) if name else None
 
 
+def activity_url(activity_id: int) -> str:
+    """A run's page on Strava, for the "View on Strava" links the brand guidelines ask for.
+
+    Built from STRAVA_BASE_URL: www.strava.com in production, the simulator in the demo and the
+    tests, whose activity ids exist only there.
+    """
+    base = str(current_app.config.get("STRAVA_BASE_URL") or DEFAULT_STRAVA_BASE_URL)
+    return f"{base.rstrip('/')}/activities/{int(activity_id)}"
+
+
 @bp.get("/brand/<kind>")
 def asset(kind: str) -> Response:
     """Serve one of the official assets (only those two names, only from the brand folder)."""
@@ -53,3 +65,4 @@ def init_app(app: Flask) -> None:
     """Register the asset route and the template helper."""
     app.register_blueprint(bp)
     app.jinja_env.globals["brand_asset"] = brand_asset
+    app.jinja_env.globals["strava_activity_url"] = activity_url

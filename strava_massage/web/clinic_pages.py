@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from strava_massage import web
@@ -86,9 +87,10 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
         except clinics.LoginPaused as e:
             minutes = max(1, math.ceil(e.wait / 60))
             form.password.errors = [
-                _(
-                    "Too many wrong passwords from here: try again in %(minutes)s minute(s).",
-                    minutes=minutes,
+                ngettext(
+                    "Too many wrong passwords from here: try again in %(num)s minute.",
+                    "Too many wrong passwords from here: try again in %(num)s minutes.",
+                    minutes,
                 )
             ]
             page = render_template("clinic/login.html", form=form)
@@ -223,11 +225,14 @@ def settings(clinic: Clinic) -> str | BaseResponse | tuple[str, int]:
             broken = clinic_notes.wordings_that_no_longer_fit(clinic)
             if broken:
                 flash(
-                    _(
-                        "With these details, your wording for %(count)s rule(s) no longer fits a"
+                    ngettext(
+                        "With these details, your wording for %(num)s rule no longer fits a note"
+                        " with its booking line; those notes would go out without the link."
+                        " Shorten it on the Note wording page.",
+                        "With these details, your wording for %(num)s rules no longer fits a"
                         " note with its booking line; those notes would go out without the link."
                         " Shorten them on the Note wording page.",
-                        count=len(broken),
+                        len(broken),
                     ),
                     "error",
                 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -24,9 +27,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from strava_massage.advice import Units
 from strava_massage.advice.state import NIGGLE_AREAS
 from strava_massage.services.clinics import MAX_NAME
-from strava_massage.services.runner import MAX_DISCLAIMER
+from strava_massage.services.runner import MAX_DISCLAIMER, MAX_RACE
 
 
 class SettingsForm(FlaskForm):  # type: ignore[misc]
@@ -59,11 +63,29 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]
         validators=[Optional(), Length(max=MAX_DISCLAIMER)],
     )
     race_on = DateField(_l("Next race: date"), validators=[Optional()])
-    race_km = DecimalField(
+    # In the runner's units: __init__ sets the label and the range for them.
+    race_distance = DecimalField(
         _l("Next race: distance in km (42.2 for a marathon)"),
         places=1,
-        validators=[Optional(), NumberRange(min=0.1, max=400)],
+        validators=[Optional(), NumberRange(min=0.1, max=MAX_RACE["km"])],
     )
+
+    def __init__(self, *args: Any, units: Units = "km", **kwargs: Any) -> None:
+        """The form for a runner reading distances in `units` (mi or km)."""
+        super().__init__(*args, **kwargs)
+        self.distance_units: Units = units
+        field = self.race_distance
+        field.label.text = RACE_LABELS[units]
+        top = MAX_RACE[units]
+        field.validators = [Optional(), NumberRange(min=0.1, max=top)]
+        field.flags.max = top  # the input's max attribute, rendered from the flags
+
+
+# The race distance's label, in the unit the runner reads distances in.
+RACE_LABELS: dict[Units, LazyString] = {
+    "km": _l("Next race: distance in km (42.2 for a marathon)"),
+    "mi": _l("Next race: distance in miles (26.2 for a marathon)"),
+}
 
 
 class MassageForm(FlaskForm):  # type: ignore[misc]

@@ -1,57 +1,104 @@
-"""Language and formats: page text marked for translation; numbers and dates in the locale."""
+"""Language and formats: one language per page, its text, numbers and dates alike.
+
+The page's language is the browser's first choice among the translations that ship with the
+service (a folder with a compiled catalogue) and English; numbers and dates are formatted in
+that same language, so an English page never shows a German "18,6 km" or "14 Sept.".
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from collections.abc import Iterable
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask, current_app, request
-from flask_babel import Babel, format_date, format_decimal, get_locale
+from flask_babel import Babel, format_date, format_decimal, get_babel, get_locale
 
 from strava_massage.advice import Units, to_units
 from strava_massage.paths import TRANSLATIONS_DIR
 
+DEFAULT_LANGUAGE = "en"
+
+
+def page_locales() -> list[str]:
+    """The languages pages can be in: each shipped translation, and English.
+
+    Read once per app: a translation is added with a release (or by the operator), followed by
+    a restart.
+    """
+    found = current_app.extensions.get("page_locales")
+    if found is None:
+        babel = get_babel().instance
+        found = sorted({str(locale) for locale in babel.list_translations()} | {DEFAULT_LANGUAGE})
+        current_app.extensions["page_locales"] = found
+    return list(found)
+
+
+def _key(tag: str) -> str:
+    """A language tag compared without case and with "-" and "_" alike ("pt-BR" = "pt_br")."""
+    return tag.replace("_", "-").lower()
+
+
+def choose_language(accepted: Iterable[str], available: Iterable[str]) -> str:
+    """The first of the browser's languages (best first) that a page can be in, else English.
+
+    A tag matches exactly ("pt-BR" -> pt_BR) or by its language alone ("de-AT" -> de); the
+    browser's order decides, so "en-GB, de;q=0.5" is English even though only "de" matches
+    exactly.
+    """
+    by_tag = {_key(tag): tag for tag in available}
+    by_language: dict[str, str] = {}
+    for tag in sorted(by_tag.values()):
+        by_language.setdefault(_key(tag).split("-")[0], tag)
+    for tag in accepted:
+        key = _key(tag)
+        if key in by_tag:
+            return by_tag[key]
+        if key.split("-")[0] in by_language:
+            return by_language[key.split("-")[0]]
+    return DEFAULT_LANGUAGE
+
 
 def select_locale() -> str:
-    """The first language of the browser's Accept-Language that Babel knows; English otherwise.
+    """The page's locale: the browser's preferred language among those a page can be in."""
+    accepted = [tag for tag, _quality in request.accept_languages]
+    return choose_language(accepted, page_locales())
 
-    Formats follow the browser even where no translation exists yet: a runner in Germany reads
-    "1.234,5 km" on English pages until someone adds German.
+
+def browser_territory() -> str | None:
+    """The country of the browser's first language ("US" for en-US), or None if it names none.
+
+    Only for guessing a visitor's everyday unit: the page's language has no country of its own
+    when no regional translation ships.
     """
     for tag, _quality in request.accept_languages:
         try:
-            return str(Locale.parse(tag, sep="-"))
+            return Locale.parse(tag, sep="-").territory
         except (ValueError, UnknownLocaleError):
             continue
-    return "en"
+    return None
 
 
 def page_language() -> str:
-    """The language of the page text: the locale's, when a translation exists, else English."""
+    """The page's language as an HTML lang attribute ("en", "de", "pt-BR")."""
     locale = get_locale()
-    if locale is None:
-        return "en"
-    folders = str(current_app.config["BABEL_TRANSLATION_DIRECTORIES"]).split(";")
-    if any((Path(folder) / locale.language).is_dir() for folder in folders):
-        return str(locale.language)
-    return "en"
+    return str(locale).replace("_", "-") if locale is not None else DEFAULT_LANGUAGE
 
 
 def distance(metres: float, units: Units, digits: int = 1) -> str:
-    """A distance in the runner's units, number formatted for their locale ("1,234.5 mi")."""
+    """A distance in the runner's units, formatted in the page's language ("1,234.5 mi")."""
     value = to_units(metres, units)
     pattern = "#,##0." + "0" * digits if digits else "#,##0"
     return f"{format_decimal(value, format=pattern)} {units}"
 
 
 def number(value: float) -> str:
-    """A plain number in the runner's locale."""
+    """A plain number in the page's language."""
     return str(format_decimal(value))
 
 
 def date(day: dt.date, form: str = "medium") -> str:
-    """A date in the runner's locale ("23 Nov 2026", "Nov 23, 2026", ...)."""
+    """A date in the page's language ("Nov 23, 2026" in English)."""
     return str(format_date(day, form))
 
 

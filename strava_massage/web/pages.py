@@ -18,7 +18,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
@@ -40,6 +39,7 @@ from strava_massage.strava.client import (
     TemporaryFailure,
 )
 from strava_massage.strava.tokens import store_grant
+from strava_massage.web.i18n import browser_territory
 from strava_massage.web.runner_pages import login_required
 
 bp = Blueprint("pages", __name__)
@@ -70,8 +70,8 @@ def example_note(units: Units) -> str:
 @bp.get("/")
 def landing() -> str:
     """What the service does, an example note, and the Connect button."""
-    locale = get_locale()
-    units: Units = "mi" if locale is not None and locale.territory in MILES_TERRITORIES else "km"
+    # The browser's country, not the page's language: English pages serve km countries too.
+    units: Units = "mi" if browser_territory() in MILES_TERRITORIES else "km"
     example = example_note(units)
     return render_template(
         "runner/landing.html", athlete_id=session.get("athlete_id"), example_note=example

@@ -98,7 +98,8 @@ def import_progress(athlete: Athlete) -> Response:
 
 def _settings_form(athlete: Athlete) -> SettingsForm:
     """The settings form, filled from the runner's row on GET and from the request on POST."""
-    form = SettingsForm()
+    # The race distance in the units the page showed, even when this post changes them.
+    form = SettingsForm(units=athlete.effective_units)
     if request.method == "GET":
         _fill_from(athlete, form)
     return form
@@ -163,7 +164,7 @@ def _render_settings(
 
 def _saved_settings_form(athlete: Athlete) -> SettingsForm:
     """The settings form as saved, for a page answering another of its forms."""
-    form = SettingsForm(formdata=None)
+    form = SettingsForm(formdata=None, units=athlete.effective_units)
     _fill_from(athlete, form)
     return form
 
@@ -188,15 +189,16 @@ def settings(athlete: Athlete) -> str | BaseResponse | tuple[str, int]:
 def _apply_settings(athlete: Athlete, form: SettingsForm) -> bool:
     """Apply the form through the runner rules; put each refusal next to its field."""
     units = None if form.units.data == "strava" else form.units.data
-    km = form.race_km.data
-    race_km = float(km) if km is not None and not form.race_km.errors else None
+    typed = form.race_distance.data
+    distance = float(typed) if typed is not None and not form.race_distance.errors else None
     today = dashboard.runner_today(athlete)
+    race = (athlete, form.race_on.data, distance, today, form.distance_units)
     # The form checked types and ranges; the rules check what needs the runner (a past race).
     steps: list[tuple[Any, Callable[..., None], tuple[Any, ...]]] = [
         (form.units, runner.set_units, (athlete, units)),
         (form.target, runner.set_note_target, (athlete, form.target.data)),
         (form.disclaimer, runner.set_disclaimer, (athlete, form.disclaimer.data)),
-        (form.race_on, runner.set_race, (athlete, form.race_on.data, race_km, today)),
+        (form.race_on, runner.set_race, race),
     ]
     ok = True
     for field, apply, args in steps:
@@ -205,7 +207,7 @@ def _apply_settings(athlete: Athlete, form: SettingsForm) -> bool:
         except runner.InputError as e:
             field.errors = [*field.errors, str(e)]
             ok = False
-    if race_km is not None and form.race_on.data is None and not form.race_on.errors:
+    if distance is not None and form.race_on.data is None and not form.race_on.errors:
         form.race_on.errors = [*form.race_on.errors, _("Give the race's date too.")]
         ok = False
     athlete.notes_enabled = form.notes.data == "on"
@@ -275,8 +277,8 @@ def _fill_from(athlete: Athlete, form: SettingsForm) -> None:
     form.target.data = athlete.note_target
     form.disclaimer.data = athlete.disclaimer or ""
     form.race_on.data = athlete.next_race_on
-    metres = athlete.next_race_distance_m
-    form.race_km.data = Decimal(f"{metres / 1000:.1f}") if metres else None
+    distance = runner.race_distance(athlete, form.distance_units)
+    form.race_distance.data = Decimal(f"{distance:.1f}") if distance is not None else None
 
 
 @bp.post("/settings/sessions/<int:session_id>/remove")
