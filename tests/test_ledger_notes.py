@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from strava_massage.advice import KINDS, MONTHLY_CHECKIN, RECOVERY_TIP
 from strava_massage.advice.wordings import WORDINGS
@@ -41,14 +41,17 @@ def _store(db: Database, notes: list[dict[str, Any]]) -> None:
 
 def _wordings(db: Database, day: dt.date = DAY, exclude: int = -1) -> dict[str, str]:
     with db.session() as session:
-        return ledger.last_wordings(session, RUNNER, day, exclude)
+        rows = session.execute(*ledger.last_wordings_query(RUNNER, day, exclude)).all()
+    assert len(rows) == len({r.kind for r in rows}), rows  # one row per kind at most
+    return {r.kind: r.wording_id for r in rows}
 
 
 def _last_of(db: Database, kind: str, day: dt.date = DAY, exclude: int = -1) -> dt.date | None:
     with db.session() as session:
         athlete = session.get(Athlete, RUNNER)
         assert athlete is not None
-        return ledger.history(session, athlete, day, kind, exclude).last_note_of_kind
+        row = session.execute(*ledger.history_query(athlete, day, kind, exclude)).one()
+        return ledger.history_of(row).last_note_of_kind
 
 
 def test_each_rule_s_last_wording_however_long_ago(db: Database) -> None:
@@ -145,23 +148,18 @@ def test_past_notes_are_read_along_the_kind_index(db: Database) -> None:
     if db.dialect != "sqlite":
         pytest.skip("PostgreSQL's plan depends on its statistics; the benchmark measures it")
     _store(db, [])
-    executed: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        executed.append((statement, params))
-
     with db.session() as session:
         athlete = session.get(Athlete, RUNNER)
         assert athlete is not None
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
-            ledger.last_wordings(session, RUNNER, DAY, -1)
-            ledger.history(session, athlete, DAY, "load_spike", -1)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
-        assert len(executed) == 2, executed
-        for statement, params in executed:
-            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+        queries = [ledger.last_wordings_query(RUNNER, DAY, -1),
+                   ledger.history_query(athlete, DAY, "load_spike", -1)]  # fmt: skip
+        for stmt, params in queries:
+            compiled = stmt.compile(session.get_bind())
+            values = compiled.construct_params(params)
+            assert compiled.positiontup is not None
+            plan = session.connection().exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(values[k] for k in compiled.positiontup)
+            )
             notes = [row[3] for row in plan if " notes " in f"{row[3]} "]
             assert notes, "the statement reads the notes"
             for step in notes:

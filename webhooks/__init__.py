@@ -14,13 +14,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from strava_massage.config import ConfigError
 from strava_massage.logfmt import life_line
-from strava_massage.models import Athlete, Event, Subscription, utcnow
+from strava_massage.models import Athlete, Event, Subscription, table_of, utcnow
 
 if TYPE_CHECKING:
     from strava_massage.db import Database
@@ -187,30 +187,75 @@ def dedupe_key(event: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_EVENTS = table_of(Event)
+_ATHLETES = table_of(Athlete)
+_SUBSCRIPTIONS = table_of(Subscription)
+_STORED_COLUMNS = (
+    "dedupe_key", "object_type", "object_id", "aspect_type", "owner_id", "updates",
+    "event_time", "status", "attempts", "received_at", "due_at",
+)  # fmt: skip
+
+
+def _insert_statement() -> Any:
+    """INSERT ... SELECT the event WHERE its owner is ours and it names our subscription.
+
+    Before a subscription is stored, any subscription id is accepted (the handshake comes
+    first). The subscription is read by the statement itself, so a new one takes effect
+    without a restart. A twin already stored makes it fail on the unique dedupe key.
+    """
+    row = select(*(bindparam(name, type_=_EVENTS.c[name].type) for name in _STORED_COLUMNS))
+    ours = row.where(
+        exists().where(_ATHLETES.c.id == bindparam("owner")),
+        or_(
+            ~exists().select_from(_SUBSCRIPTIONS),
+            exists().where(_SUBSCRIPTIONS.c.id == bindparam("subscription")),
+        ),
+    )
+    return insert(_EVENTS).from_select(list(_STORED_COLUMNS), ours).returning(_EVENTS.c.id)
+
+
+# Built once: the statement is the same for every event, only its parameters change.
+_INSERT = _insert_statement()
+_LOCK_OWNER = (
+    select(_ATHLETES.c.id)
+    .where(_ATHLETES.c.id == bindparam("owner"))
+    .with_for_update(key_share=True)
+)
+
+
+def _parameters(event: dict[str, Any]) -> dict[str, Any]:
+    """The insert's parameters for one event."""
+    now = utcnow()
+    return {
+        "dedupe_key": dedupe_key(event),
+        "object_type": event["object_type"],
+        "object_id": event["object_id"],
+        "aspect_type": event["aspect_type"],
+        "owner_id": event["owner_id"],
+        "updates": event["updates"],
+        "event_time": event["event_time"],
+        "status": "pending",
+        "attempts": 0,
+        "received_at": now,
+        "due_at": now,
+        "owner": event["owner_id"],
+        "subscription": event["subscription_id"],
+    }
+
+
 def store_event(db: Database, event: dict[str, Any]) -> int | None:
-    """Store the event if it is ours and new; the new row's id, else None.
+    """Store the event if it is ours and new, in one statement; the new row's id, else None.
 
     None for an event of an unknown runner, of another subscription, or already stored: the
-    caller answers all of them alike. Before a subscription is stored, any subscription id is
-    accepted (the handshake comes first); it is read here, so a new one needs no restart.
+    caller answers all of them alike. The engine's pool pings a connection before handing it
+    out, so one the server dropped is replaced before the statement runs.
     """
     try:
         with db.engine.begin() as conn:
             # The runner's row first, as deleting a runner locks it: an event arriving in the
             # instant they leave is then either refused or deleted with them, never left over.
-            owner = select(Athlete.id).where(Athlete.id == event["owner_id"])
-            if conn.scalar(owner.with_for_update(key_share=True)) is None:
-                return None
-            subscriptions = set(conn.scalars(select(Subscription.id)))
-            if subscriptions and event["subscription_id"] not in subscriptions:
-                return None
-            now = utcnow()
-            fields = {k: v for k, v in event.items() if k != "subscription_id"}
-            stored: int | None = conn.scalar(
-                insert(Event)
-                .values(**fields, dedupe_key=dedupe_key(event), received_at=now, due_at=now)
-                .returning(Event.id)
-            )
+            conn.execute(_LOCK_OWNER, {"owner": event["owner_id"]})
+            stored: int | None = conn.scalar(_INSERT, _parameters(event))
             return stored
     except IntegrityError:
         return None  # a retry of an event stored before: its task is queued already

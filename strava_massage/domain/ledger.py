@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, case, delete, func, select, union_all
+from sqlalchemy import Connection, Date, bindparam, case, delete, func, select, union_all
 from sqlalchemy.orm import Session
 
 from strava_massage.advice.wordings import WORDINGS
@@ -31,9 +31,21 @@ class Totals:
     last_massage: dt.date | None  # the latest logged session on or before the day
 
 
+_UPSERTS: dict[str, Any] = {}
 _RUN_COLUMNS = (
     "athlete_id", "local_date", "distance_m", "moving_time_s", "sport_type", "workout_type",
 )  # fmt: skip
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (id) DO UPDATE for this dialect, built once with bound parameters."""
+    if dialect not in _UPSERTS:
+        stmt = insert_for(dialect, table_of(Activity)).values(
+            {c: bindparam(c) for c in ("id", *_RUN_COLUMNS)}
+        )
+        changed = {c: stmt.excluded[c] for c in _RUN_COLUMNS}
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["id"], set_=changed)
+    return _UPSERTS[dialect]
 
 
 def _dialect(session: Executor) -> str:
@@ -41,13 +53,13 @@ def _dialect(session: Executor) -> str:
     return (session.get_bind() if isinstance(session, Session) else session).dialect.name
 
 
-def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
-    """Record a run keyed by its id; a second call overwrites, so totals never double.
+# A query is a prebuilt statement and its parameters, for the caller to run.
+Query = tuple[Any, dict[str, Any]]
 
-    A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
-    store the same run at the same moment. Returns the row as written (detached).
-    """
-    run = Activity(
+
+def run_of(info: ActivityInfo) -> Activity:
+    """The ledger row of a run fetched from Strava (detached, not yet stored)."""
+    return Activity(
         id=info.id,
         athlete_id=info.athlete_id,
         local_date=info.start_date_local.date(),
@@ -56,11 +68,27 @@ def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
         sport_type=info.sport_type,
         workout_type=info.workout_type,
     )
-    stmt = insert_for(_dialect(session), table_of(Activity))
-    stmt = stmt.values({c: getattr(run, c) for c in ("id", *_RUN_COLUMNS)})
-    changed = {c: stmt.excluded[c] for c in _RUN_COLUMNS}
-    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changed))
+
+
+def upsert_query(run: Activity, dialect: str) -> Query:
+    """The statement that stores `run`, overwriting the row of the same id."""
+    return _upsert_statement(dialect), {c: getattr(run, c) for c in ("id", *_RUN_COLUMNS)}
+
+
+def upsert_run(session: Executor, info: ActivityInfo) -> Activity:
+    """Record a run keyed by its id; a second call overwrites, so totals never double.
+
+    A real INSERT ... ON CONFLICT DO UPDATE, because a history import and a webhook may
+    store the same run at the same moment. Returns the row as written (detached).
+    """
+    run = run_of(info)
+    session.execute(*upsert_query(run, _dialect(session)))
     return run
+
+
+_REMOVE = delete(table_of(Activity)).where(
+    Activity.id == bindparam("activity_id"), Activity.athlete_id == bindparam("athlete_id")
+)
 
 
 def remove_activity(session: Executor, activity_id: int, athlete_id: int) -> bool:
@@ -68,11 +96,7 @@ def remove_activity(session: Executor, activity_id: int, athlete_id: int) -> boo
 
     Only that runner's row: an event naming another runner's activity removes nothing.
     """
-    result = session.execute(
-        delete(table_of(Activity)).where(
-            Activity.id == activity_id, Activity.athlete_id == athlete_id
-        )
-    )
+    result = session.execute(_REMOVE, {"activity_id": activity_id, "athlete_id": athlete_id})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -94,59 +118,77 @@ class Week:
     notes: tuple[Any, ...] = ()
 
 
+# The queries below run for every note, so each is built once with bound parameters; the
+# totals and the dates around them are read by one statement (scalar subqueries beside the
+# window sums).
+_LAST_MASSAGE = (
+    select(func.max(MassageSession.on))
+    .where(
+        MassageSession.athlete_id == bindparam("athlete_id"),
+        MassageSession.on <= bindparam("day", type_=Date),
+    )
+    .scalar_subquery()
+)
+
+
 def massage_anchor(athlete: Athlete, last: dt.date | None) -> dt.date:
     """The date distance 'since the last massage' counts from: the session, else connecting."""
     return last or athlete.connected_at.date()
 
 
+def _window(lo: str, hi: str) -> Any:
+    """Sum of run distances dated between two bound dates, inclusive."""
+    d = Activity.local_date
+    inside = (d >= bindparam(lo, type_=Date)) & (d <= bindparam(hi, type_=Date))
+    return func.coalesce(func.sum(case((inside, Activity.distance_m), else_=0.0)), 0.0)
+
+
 # The runs again, under another name: a subquery on the outer statement's table would be
 # correlated with its rows instead of reading the runner's own.
 _RUNS = table_of(Activity).alias("runs")
-_NOTES = table_of(Note)
+_AFTER = func.coalesce(_LAST_MASSAGE, bindparam("before_connect", type_=Date))
+# Apart from the windows, and without CASEs: the last massage may be years back, and this is
+# the one sum that reads that far. A session logged on a day counts that day's runs as before
+# it; without a session, runs from the connect day on count ("before_connect" is the day before).
+_SINCE = (
+    select(func.coalesce(func.sum(_RUNS.c.distance_m), 0.0))
+    .where(
+        _RUNS.c.athlete_id == bindparam("athlete_id"),
+        _RUNS.c.local_date > _AFTER,
+        _RUNS.c.local_date <= bindparam("day", type_=Date),
+    )
+    .scalar_subquery()
+)
+_TOTALS = select(
+    _window("week0", "week1"),
+    _window("month0", "day"),
+    _window("year0", "day"),
+    _window("r7", "day"),
+    _window("r28", "day"),
+    _SINCE,
+    _LAST_MASSAGE,
+).where(
+    Activity.athlete_id == bindparam("athlete_id"),
+    Activity.local_date >= bindparam("lowest", type_=Date),
+    Activity.local_date <= bindparam("week1", type_=Date),
+)
 
 
-def _totals(athlete: Athlete, day: dt.date) -> Any:
-    """One indexed statement: the window sums around `day` and, beside them as scalar
-    subqueries, the distance since the last massage and the last massage's date."""
+def _totals_params(athlete: Athlete, day: dt.date) -> dict[str, Any]:
+    """The bound dates of the totals statement for `day`."""
     week0 = week_start(day)
-    week1 = week0 + dt.timedelta(days=6)
-
-    def window(lo: dt.date, hi: dt.date) -> Any:
-        inside = (Activity.local_date >= lo) & (Activity.local_date <= hi)
-        return func.coalesce(func.sum(case((inside, Activity.distance_m), else_=0.0)), 0.0)
-
-    last_massage = (
-        select(func.max(MassageSession.on))
-        .where(MassageSession.athlete_id == athlete.id, MassageSession.on <= day)
-        .scalar_subquery()
-    )
-    # Apart from the windows, and without CASEs: the last massage may be years back, and this
-    # is the one sum that reads that far. A session logged on a day counts that day's runs as
-    # before it; without a session, runs from the connect day on count.
-    after = func.coalesce(last_massage, athlete.connected_at.date() - dt.timedelta(days=1))
-    since = (
-        select(func.coalesce(func.sum(_RUNS.c.distance_m), 0.0))
-        .where(
-            _RUNS.c.athlete_id == athlete.id,
-            _RUNS.c.local_date > after,
-            _RUNS.c.local_date <= day,
-        )
-        .scalar_subquery()
-    )
-    r7, r28 = day - dt.timedelta(days=6), day - dt.timedelta(days=27)
-    return select(
-        window(week0, week1),
-        window(day.replace(day=1), day),
-        window(day.replace(month=1, day=1), day),
-        window(r7, day),
-        window(r28, day),
-        since,
-        last_massage,
-    ).where(
-        Activity.athlete_id == athlete.id,
-        Activity.local_date >= min(day.replace(month=1, day=1), r28, week0),
-        Activity.local_date <= week1,
-    )
+    dates = {
+        "week0": week0,
+        "week1": week0 + dt.timedelta(days=6),
+        "month0": day.replace(day=1),
+        "year0": day.replace(month=1, day=1),
+        "r7": day - dt.timedelta(days=6),
+        "r28": day - dt.timedelta(days=27),
+        "day": day,
+        "before_connect": athlete.connected_at.date() - dt.timedelta(days=1),
+    }
+    lowest = min(dates["year0"], dates["r28"], week0)
+    return {**dates, "athlete_id": athlete.id, "lowest": lowest}
 
 
 def _totals_of(row: Any) -> Totals:
@@ -158,7 +200,7 @@ def _totals_of(row: Any) -> Totals:
 def totals(session: Executor, athlete: Athlete, day: dt.date) -> Totals:
     """All totals for the week, month, year and windows around `day`, and the last massage
     on or before it (a booked future one not yet), in one indexed statement."""
-    return _totals_of(session.execute(_totals(athlete, day)).one())
+    return _totals_of(session.execute(_TOTALS, _totals_params(athlete, day)).one())
 
 
 @dataclass(frozen=True)
@@ -170,46 +212,57 @@ class History:
     last_note_of_kind: dt.date | None
 
 
-def history(session: Executor, athlete: Athlete, day: dt.date, kind: str, exclude: int) -> History:
+_FIRST_RUN = (
+    select(func.min(_RUNS.c.local_date))
+    .where(_RUNS.c.athlete_id == bindparam("athlete_id"))
+    .scalar_subquery()
+)
+_NOTES = table_of(Note)
+# Newest first along the (athlete, kind, date) index: one lookup, whether the runner got a note of
+# the kind yesterday, years ago or never.
+_LAST_NOTE = (
+    select(_NOTES.c.local_date)
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"),
+        _NOTES.c.kind == bindparam("kind"),
+        _NOTES.c.local_date <= bindparam("day", type_=Date),
+        _NOTES.c.activity_id != bindparam("exclude"),
+    )
+    .order_by(_NOTES.c.local_date.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_HISTORY = _TOTALS.add_columns(_FIRST_RUN, _LAST_NOTE)
+
+
+def history_query(athlete: Athlete, day: dt.date, kind: str, exclude: int) -> Query:
     """The totals around `day`, the runner's first run, and the latest date on or before `day`
-    they got a note of `kind` (one run left out), in one statement."""
-    first_run = select(func.min(_RUNS.c.local_date)).where(_RUNS.c.athlete_id == athlete.id)
-    # Newest first along the (athlete, kind, date) index: one lookup, whether the runner got a
-    # note of the kind yesterday, years ago or never.
-    last_note = (
-        select(_NOTES.c.local_date)
-        .where(
-            _NOTES.c.athlete_id == athlete.id,
-            _NOTES.c.kind == kind,
-            _NOTES.c.local_date <= day,
-            _NOTES.c.activity_id != exclude,
-        )
-        .order_by(_NOTES.c.local_date.desc())
-        .limit(1)
-    )
-    stmt = _totals(athlete, day).add_columns(
-        first_run.scalar_subquery(), last_note.scalar_subquery()
-    )
-    row = session.execute(stmt).one()
+    they got a note of `kind` (one run left out), in one statement; `history_of` reads its row."""
+    return _HISTORY, {**_totals_params(athlete, day), "kind": kind, "exclude": exclude}
+
+
+def history_of(row: Any) -> History:
+    """A History from the row of `history_query`."""
     return History(_totals_of(row), row[7], row[8])
 
 
-def runs_between(
-    session: Executor, athlete_id: int, first: dt.date, last: dt.date, exclude: int
-) -> list[Any]:
+_RUNS_BETWEEN = (
+    select(_RUNS.c.local_date, _RUNS.c.distance_m, _RUNS.c.workout_type)
+    .where(
+        _RUNS.c.athlete_id == bindparam("athlete_id"),
+        _RUNS.c.local_date >= bindparam("first", type_=Date),
+        _RUNS.c.local_date <= bindparam("last", type_=Date),
+        _RUNS.c.id != bindparam("exclude"),
+    )
+    .order_by(_RUNS.c.local_date, _RUNS.c.id)
+)
+
+
+def runs_between_query(athlete_id: int, first: dt.date, last: dt.date, exclude: int) -> Query:
     """The runs dated first..last, oldest first, leaving out one activity: (local_date,
     distance_m, workout_type) rows."""
-    stmt = (
-        select(_RUNS.c.local_date, _RUNS.c.distance_m, _RUNS.c.workout_type)
-        .where(
-            _RUNS.c.athlete_id == athlete_id,
-            _RUNS.c.local_date >= first,
-            _RUNS.c.local_date <= last,
-            _RUNS.c.id != exclude,
-        )
-        .order_by(_RUNS.c.local_date, _RUNS.c.id)
-    )
-    return list(session.execute(stmt))
+    params = {"athlete_id": athlete_id, "first": first, "last": last, "exclude": exclude}
+    return _RUNS_BETWEEN, params
 
 
 class PastNoteRow(Protocol):
@@ -236,47 +289,55 @@ class PastNoteRow(Protocol):
         """The rule's wording it used, if any."""
 
 
-def recent_notes(
-    session: Executor, athlete_id: int, exclude: int, limit: int = 10
-) -> list[PastNoteRow]:
-    """The runner's latest notes, newest first, leaving out one activity's."""
-    n = _NOTES.c
-    stmt = (
-        select(n.local_date, n.kind, n.tip_id, n.is_session, n.wording_id)
-        .where(n.athlete_id == athlete_id, n.activity_id != exclude)
-        .order_by(n.local_date.desc(), n.id.desc())
-        .limit(limit)
+_RECENT_NOTES = (
+    select(
+        _NOTES.c.local_date,
+        _NOTES.c.kind,
+        _NOTES.c.tip_id,
+        _NOTES.c.is_session,
+        _NOTES.c.wording_id,
     )
-    return list(session.execute(stmt))
+    .where(
+        _NOTES.c.athlete_id == bindparam("athlete_id"), _NOTES.c.activity_id != bindparam("exclude")
+    )
+    .order_by(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
-# The kinds of rule that have wordings (a wording's key is its rule's kind, or kind.variant).
+# The wording each rule used last, however long ago (a rule may not have spoken for months): the
+# wording of its latest note, read for each kind that has wordings (a wording's key is its
+# rule's kind, or kind.variant) along the (athlete, kind, date) index. One index lookup per
+# kind, whatever the runner's history; every note of these kinds carries a wording (only those
+# from before wordings existed do not, and none is newer than a note with one).
 _WORDING_KINDS = tuple(sorted({key.split(".")[0] for key in WORDINGS}))
 
 
-def last_wordings(session: Executor, athlete_id: int, day: dt.date, exclude: int) -> dict[str, str]:
-    """The wording each rule used last for the runner up to `day`, however long ago: {kind:
-    wording_id}.
-
-    The wording of the rule's latest note, read for each kind along the (athlete, kind, date)
-    index: one lookup per kind, whatever the runner's history. Every note of these kinds carries
-    a wording (only those from before wordings existed do not, and none is newer than one with).
-    """
-
-    def last_of(kind: str) -> Any:
-        latest = (
-            select(_NOTES.c.kind, _NOTES.c.wording_id)
-            .where(
-                _NOTES.c.athlete_id == athlete_id,
-                _NOTES.c.kind == kind,
-                _NOTES.c.local_date <= day,
-                _NOTES.c.activity_id != exclude,
-            )
-            .order_by(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
-            .limit(1)
-            .subquery(f"last_{kind}")
+def _last_wording(kind: str) -> Any:
+    """The kind and wording of the runner's latest note of `kind` up to "day", if it has one."""
+    latest = (
+        select(_NOTES.c.kind, _NOTES.c.wording_id)
+        .where(
+            _NOTES.c.athlete_id == bindparam("athlete_id"),
+            _NOTES.c.kind == kind,
+            _NOTES.c.local_date <= bindparam("day", type_=Date),
+            _NOTES.c.activity_id != bindparam("exclude"),
         )
-        return select(latest.c.kind, latest.c.wording_id).where(latest.c.wording_id.is_not(None))
+        .order_by(_NOTES.c.local_date.desc(), _NOTES.c.id.desc())
+        .limit(1)
+        .subquery(f"last_{kind}")
+    )
+    return select(latest.c.kind, latest.c.wording_id).where(latest.c.wording_id.is_not(None))
 
-    rows = session.execute(union_all(*(last_of(kind) for kind in _WORDING_KINDS)))
-    return {row.kind: row.wording_id for row in rows}
+
+_LAST_WORDINGS = union_all(*(_last_wording(kind) for kind in _WORDING_KINDS))
+
+
+def last_wordings_query(athlete_id: int, day: dt.date, exclude: int) -> Query:
+    """The wording each rule used last for the runner up to `day`: (kind, wording_id) rows."""
+    return _LAST_WORDINGS, {"athlete_id": athlete_id, "day": day, "exclude": exclude}
+
+
+def recent_notes_query(athlete_id: int, exclude: int, limit: int = 10) -> Query:
+    """The runner's latest notes, newest first, leaving out one activity's (PastNoteRow rows)."""
+    return _RECENT_NOTES, {"athlete_id": athlete_id, "exclude": exclude, "limit": limit}

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from strava_massage.advice import (
@@ -29,6 +29,17 @@ from strava_massage.domain.ledger import Executor
 from strava_massage.domain.notes import Wording, render_note
 from strava_massage.models import Activity, Athlete, Clinic, Note, table_of
 
+_CLINICS = table_of(Clinic)
+_ACTIVITIES = table_of(Activity)
+
+# A runner's clinic as their notes and pages show it: everything but the logo's bytes.
+_CLINIC_OF = select(*(c for c in _CLINICS.columns if c.key != "logo")).where(
+    _CLINICS.c.id == bindparam("clinic_id")
+)
+
+
+_RUN = select(_ACTIVITIES).where(_ACTIVITIES.c.id == bindparam("activity_id"))
+
 
 def runner_settings(
     athlete: Athlete, base: AdviceSettings = DEFAULTS, clinic: Clinic | None = None
@@ -43,10 +54,7 @@ def clinic_of(session: Executor, athlete: Athlete) -> Clinic | None:
     """The runner's clinic (detached, without the logo's bytes), or None; no query if none."""
     if athlete.clinic_id is None:
         return None
-    # Everything but the logo's bytes: notes and pages never show them.
-    clinics = table_of(Clinic)
-    shown = select(*(c for c in clinics.columns if c.key != "logo"))
-    row = session.execute(shown.where(clinics.c.id == athlete.clinic_id)).first()
+    row = session.execute(_CLINIC_OF, {"clinic_id": athlete.clinic_id}).first()
     return Clinic(**row._mapping) if row is not None else None
 
 
@@ -106,20 +114,33 @@ def training_state(
     `run` is the run's ledger row when the caller has it; it is read otherwise.
     """
     row: Any = (
-        run
-        if run is not None
-        else session.execute(select(table_of(Activity)).where(Activity.id == activity_id)).first()
+        run if run is not None else session.execute(_RUN, {"activity_id": activity_id}).first()
     )
     assert row is not None, "the run is in the ledger before advice is asked for"
-    day = row.local_date
-    first = day - dt.timedelta(days=settings.history_days())
+    history, notes, runs, wordings = _state_queries(athlete, row, settings)
     return _state_of(
         row,
         athlete,
-        ledger.history(session, athlete, day, MONTHLY_CHECKIN, row.id),
-        ledger.recent_notes(session, athlete.id, row.id, settings.notes_looked_back),
-        ledger.runs_between(session, athlete.id, first, day, row.id),
-        ledger.last_wordings(session, athlete.id, day, row.id),
+        ledger.history_of(session.execute(*history).one()),
+        list(session.execute(*notes)),
+        list(session.execute(*runs)),
+        list(session.execute(*wordings)),
+    )
+
+
+def _state_queries(
+    athlete: Athlete, run: Any, settings: AdviceSettings
+) -> tuple[ledger.Query, ledger.Query, ledger.Query, ledger.Query]:
+    """The ledger's reads behind a run's training state: its history (totals, first run, last
+    check-in), the runner's recent notes, their runs of the weeks before it, and the wording
+    each rule used last."""
+    day = run.local_date
+    first = day - dt.timedelta(days=settings.history_days())
+    return (
+        ledger.history_query(athlete, day, MONTHLY_CHECKIN, run.id),
+        ledger.recent_notes_query(athlete.id, run.id, settings.notes_looked_back),
+        ledger.runs_between_query(athlete.id, first, day, run.id),
+        ledger.last_wordings_query(athlete.id, day, run.id),
     )
 
 
@@ -129,7 +150,7 @@ def _state_of(
     past: ledger.History,
     notes: Sequence[ledger.PastNoteRow],
     runs: Sequence[Any],
-    wordings: dict[str, str],
+    wordings: Sequence[Any],
 ) -> TrainingState:
     """The training state of a run from what the ledger answered about it."""
     day = row.local_date
@@ -162,7 +183,7 @@ def _state_of(
             for n in notes
         ),
         last_checkin_date=past.last_note_of_kind,
-        last_wordings=wordings,
+        last_wordings={w.kind: w.wording_id for w in wordings},
         niggle=niggle,
     )
 

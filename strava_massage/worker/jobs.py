@@ -9,14 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import aliased
 
-from strava_massage.advice import RUN_TYPES
+from strava_massage.advice import (
+    RUN_TYPES,
+)
 from strava_massage.db import insert_for
 from strava_massage.domain import ledger
 from strava_massage.domain.accounts import delete_athlete
@@ -26,6 +28,7 @@ from strava_massage.logfmt import life_line
 from strava_massage.models import (
     Activity,
     Athlete,
+    Clinic,
     Event,
     Note,
     OAuthState,
@@ -52,7 +55,6 @@ from strava_massage.strava.tokens import NoToken, Stored, access_token
 log = logging.getLogger(__name__)
 
 RETRY_MAX_SECONDS = 600.0
-OPEN = ("pending", "processing")
 
 
 class Done(Exception):
@@ -73,6 +75,14 @@ class AthleteBusy(Exception):
 
 
 @dataclass(frozen=True)
+class Runner:
+    """The runner an activity event is for, read with the claim, and their stored token."""
+
+    athlete: Athlete  # detached: read on the claim's connection, not through a session
+    stored: Stored | None
+
+
+@dataclass(frozen=True)
 class Claimed:
     """An event this worker holds until its lease ends; `attempts` identifies the claim."""
 
@@ -83,44 +93,108 @@ class Claimed:
     aspect_type: str
     updates: dict[str, Any]
     attempts: int
+    # For a new or changed activity: None when the runner has gone (the event is then moot).
+    runner: Runner | None = None
 
 
-@dataclass(frozen=True)
-class Handled:
-    """How an event ended, and the note it put on Strava (marked written with the event)."""
-
-    outcome: Outcome
-    note_id: int = 0
+# The events whose claim also reads the runner (in the claim's transaction).
+RUNNER_ASPECTS = ("create", "update")
+_CLAIMED = ("id", "owner_id", "object_type", "object_id", "aspect_type", "updates", "attempts")
 
 
-_OTHER = aliased(Event)
+# The worker's statements, built once on the tables: they run for every event.
+_EVENTS = table_of(Event)
+_NOTES = table_of(Note)
+_ACTIVITIES = table_of(Activity)
+OPEN = ("pending", "processing")
+
+_STATE = select(_EVENTS.c.owner_id, _EVENTS.c.status, _EVENTS.c.due_at).where(
+    _EVENTS.c.id == bindparam("event_id")
+)
+_OTHER = _EVENTS.alias("other")
 
 
-def _held(owner_id: int, event_id: int, now: dt.datetime) -> Any:
-    """Whether another event of the runner is claimed and its lease still running."""
+def _held(owner: Any) -> Any:
+    """Whether another event of `owner` is claimed and its lease still running."""
     return (
-        select(_OTHER.id)
+        select(_OTHER.c.id)
         .where(
-            _OTHER.owner_id == owner_id,
-            _OTHER.id != event_id,
-            _OTHER.status == "processing",
-            _OTHER.due_at > now,
+            _OTHER.c.owner_id == owner,
+            _OTHER.c.id != bindparam("event_id"),
+            _OTHER.c.status == "processing",
+            _OTHER.c.due_at > bindparam("now"),
         )
         .exists()
     )
 
 
-def _lock_runner(conn: Connection, athlete_id: int) -> None:
-    """Take the runner's row (key share) so that claims of their events take turns.
+_HELD = select(_held(bindparam("owner")))
+_CLAIM = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id"),
+        _EVENTS.c.status.in_(OPEN),
+        _EVENTS.c.due_at <= bindparam("now"),
+        ~_held(_EVENTS.c.owner_id),
+    )
+    .values(status="processing", attempts=_EVENTS.c.attempts + 1, due_at=bindparam("lease_end"))
+    .returning(*(_EVENTS.c[name] for name in _CLAIMED))
+)
+_KEEP = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id"),
+        _EVENTS.c.status == "processing",
+        _EVENTS.c.attempts == bindparam("claim"),
+    )
+    .values(due_at=bindparam("lease_end"))
+)
+# How an event ends: back to pending with a due time, or finished.
+_ENDINGS = {
+    ended: update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(status=bindparam("status"), outcome=bindparam("outcome"), **{column: bindparam("at")})
+    for ended, column in ((False, "due_at"), (True, "finished_at"))
+}
+_NEXT_DUE = select(func.min(_EVENTS.c.id)).where(
+    _EVENTS.c.owner_id == bindparam("owner"),
+    _EVENTS.c.status.in_(OPEN),
+    _EVENTS.c.due_at <= bindparam("now"),
+)
+_ATHLETES, _TOKENS, _CLINICS = table_of(Athlete), table_of(Token), table_of(Clinic)
+# Claims of one runner's events take turns on the runner's row: under READ COMMITTED two claims
+# of different events would otherwise both see no other claim. (SQLite has no row locks; its
+# transactions take the database's write lock when they begin.)
+_LOCK_RUNNER = (
+    select(_ATHLETES.c.id)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
+    .with_for_update(key_share=True)
+)
+# The runner and their token, under names that cannot clash with the claimed event's.
+_RUNNER_COLUMNS = (
+    *(column.label(f"runner_{column.key}") for column in _ATHLETES.columns),
+    _TOKENS.c.access_token,
+    _TOKENS.c.expires_at,
+)
+_WITH_TOKEN = _ATHLETES.outerjoin(_TOKENS, _TOKENS.c.athlete_id == _ATHLETES.c.id)
+_RUNNER = (
+    select(*_RUNNER_COLUMNS)
+    .select_from(_WITH_TOKEN)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
+)
 
-    Under READ COMMITTED two claims of different events would otherwise both see no other
-    claim. (SQLite has no row locks; its transactions take the write lock when they begin.)
-    """
-    conn.execute(select(Athlete.id).where(Athlete.id == athlete_id).with_for_update(key_share=True))
 
-
-def _lease_end(svc: Services) -> dt.datetime:
-    return svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+_NOTE_OF = select(_NOTES).where(_NOTES.c.activity_id == bindparam("activity_id"))
+_SET_TIMEZONE = (
+    update(_ATHLETES)
+    .where(_ATHLETES.c.id == bindparam("athlete_id"))
+    .values(timezone=bindparam("zone"))
+)
+_WRITTEN = (
+    update(_NOTES)
+    .where(_NOTES.c.id == bindparam("note_id"), _NOTES.c.status != "written")
+    .values(status="written", written_at=bindparam("now"))
+)
 
 
 def claim(svc: Services, event_id: int) -> Claimed | None:
@@ -131,46 +205,46 @@ def claim(svc: Services, event_id: int) -> Claimed | None:
     holder frees the runner when it ends.
     """
     now = svc.now()
+    lease_end = now + dt.timedelta(seconds=svc.lease_seconds)
     with svc.db.engine.begin() as conn:
-        state = conn.execute(
-            select(Event.owner_id, Event.status, Event.due_at).where(Event.id == event_id)
-        ).first()
+        state: Any = conn.execute(_STATE, {"event_id": event_id}).first()
         # Most tasks of a busy runner find their event finished by the runner's drain (below).
-        if state is None or state.status not in OPEN or aware(state.due_at) > now:
+        if not _claimable(state, now):
             return None
-        _lock_runner(conn, state.owner_id)
-        held = _held(state.owner_id, event_id, now)
-        row = conn.execute(
-            update(Event)
-            .where(Event.id == event_id, Event.status.in_(OPEN), Event.due_at <= now, ~held)
-            .values(status="processing", attempts=Event.attempts + 1, due_at=_lease_end(svc))
-            .returning(*(getattr(Event, name) for name in Claimed.__dataclass_fields__))
-        ).first()
+        conn.execute(_LOCK_RUNNER, {"athlete_id": state.owner_id})
+        params = {"event_id": event_id, "owner": state.owner_id, "now": now}
+        row = conn.execute(_CLAIM, {**params, "lease_end": lease_end}).first()
         if row is None:
-            if conn.scalar(select(held)):
+            if conn.scalar(_HELD, params):
                 raise AthleteBusy(state.owner_id)
             return None
-    return Claimed(**row._asdict())
+        runner = _read_runner(conn, row)
+    return _claimed(row._asdict(), runner)
 
 
-def keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
-    """Renew the lease right before writing to Strava; ClaimLost if the event is not ours.
-
-    A job slower than its lease may have been handed out again: without this fence both
-    workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
-    The caller's transaction is to be rolled back on ClaimLost.
-    """
-    if not _renew(conn, event.id, event.attempts, _lease_end(svc)):
-        raise ClaimLost(event.id)
+def _claimable(state: Any, now: dt.datetime) -> bool:
+    """Whether an event's state (a row of `_STATE`, or None) lets it be claimed at `now`."""
+    return state is not None and state.status in OPEN and aware(state.due_at) <= now
 
 
-def _renew(conn: Connection, event_id: int, attempts: int, lease_end: dt.datetime) -> int:
-    """Move one claim's lease end; 1 if the claim is still this one, else 0."""
-    return conn.execute(
-        update(Event)
-        .where(Event.id == event_id, Event.status == "processing", Event.attempts == attempts)
-        .values(due_at=lease_end)
-    ).rowcount
+def _claimed(values: Any, runner: Runner | None) -> Claimed:
+    """The claimed event from its row's values."""
+    return Claimed(**{name: values[name] for name in _CLAIMED}, runner=runner)
+
+
+def _read_runner(conn: Connection, row: Any) -> Runner | None:
+    """The runner of a claimed new or changed activity, read in the claim's transaction."""
+    if not (row.object_type == "activity" and row.aspect_type in RUNNER_ASPECTS):
+        return None
+    found = conn.execute(_RUNNER, {"athlete_id": row.owner_id}).first()
+    return _runner(found._asdict()) if found is not None else None
+
+
+def _runner(values: Any) -> Runner:
+    """The runner and token from a row of `_RUNNER_COLUMNS`."""
+    athlete = Athlete(**{c.key: values[f"runner_{c.key}"] for c in _ATHLETES.columns})
+    token = values["access_token"]
+    return Runner(athlete, Stored(token, values["expires_at"]) if token else None)
 
 
 def _finish(
@@ -179,26 +253,18 @@ def _finish(
     """Record how the event ended (and, if given, that its note is on Strava); returns the
     runner's next due event, read in the same transaction."""
     now = svc.now()
-    ending: dict[str, Any] = {"status": status, "outcome": str(outcome)[:200]}
-    if status == "pending":
-        ending["due_at"] = now + dt.timedelta(seconds=due_in)
-    else:
-        ending["finished_at"] = now
+    ended = status != "pending"
+    at = now if ended else now + dt.timedelta(seconds=due_in)
+    ending = {"event_id": event.id, "status": status, "outcome": str(outcome)[:200], "at": at}
     with svc.db.engine.begin() as conn:
         # The runner's row first, as a claim does: a claim of their next event then either
         # sees this one ended, or is seen by the read of the next due event below.
-        _lock_runner(conn, event.owner_id)
+        conn.execute(_LOCK_RUNNER, {"athlete_id": event.owner_id})
         if note:
-            conn.execute(
-                update(Note)
-                .where(Note.id == note, Note.status != "written")
-                .values(status="written", written_at=now)
-            )
-        conn.execute(update(Event).where(Event.id == event.id).values(**ending))
+            conn.execute(_WRITTEN, {"note_id": note, "now": now})
+        conn.execute(_ENDINGS[ended], ending)
         following: int | None = conn.scalar(
-            select(func.min(Event.id)).where(
-                Event.owner_id == event.owner_id, Event.status.in_(OPEN), Event.due_at <= now
-            )
+            _NEXT_DUE, {"owner": event.owner_id, "event_id": event.id, "now": now}
         )
     return following
 
@@ -243,6 +309,14 @@ def process_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]
     return outcome, following
 
 
+@dataclass(frozen=True)
+class Handled:
+    """How an event ended, and the note it put on Strava (marked written with the event)."""
+
+    outcome: Outcome
+    note_id: int = 0
+
+
 def _run_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]:
     """Handle a claimed event and store how it ended; (outcome, the runner's next due event)."""
     where = {"object": f"{event.object_type}:{event.object_id}", "attempt": event.attempts}
@@ -279,14 +353,7 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]:
     except Exception as e:
         transient = isinstance(e, TemporaryFailure | OperationalError)  # Strava or database hiccup
         if transient and event.attempts < svc.max_attempts:
-            # Back to the queue with exponential backoff, and jitter so a burst spreads out.
-            delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
-            delay *= random.uniform(0.8, 1.2)
-            outcome = Outcome(OutcomeKind.RETRYING, str(e))
-            following = _finish(svc, event, "pending", outcome, delay)
-            svc.enqueue(event.id, delay)
-            log.info(line("retrying", wait=f"{delay:.1f}s", reason=e))
-            return outcome, following
+            return _retry(svc, event, line, e)
         # A dead letter, visible in `strava-massage events --failed`, never a silent loop.
         outcome = Outcome(OutcomeKind.FAILED, f"{type(e).__name__}: {e}")
         following = _finish(svc, event, "failed", outcome)
@@ -298,6 +365,19 @@ def _run_claimed(svc: Services, event: Claimed) -> tuple[Outcome, int | None]:
     following = _finish(svc, event, "done", handled.outcome, note=handled.note_id)
     log.info(line("processed", status="done", outcome=handled.outcome))
     return handled.outcome, following
+
+
+def _retry(
+    svc: Services, event: Claimed, line: Callable[..., str], e: Exception
+) -> tuple[Outcome, int | None]:
+    """Hand a temporary failure back to the queue with exponential backoff and jitter."""
+    delay = min(svc.retry_base_seconds * 2 ** (event.attempts - 1), RETRY_MAX_SECONDS)
+    delay *= random.uniform(0.8, 1.2)  # jitter, so a burst of failures spreads out
+    outcome = Outcome(OutcomeKind.RETRYING, str(e))
+    following = _finish(svc, event, "pending", outcome, delay)
+    svc.enqueue(event.id, delay)
+    log.info(line("retrying", wait=f"{delay:.1f}s", reason=e))
+    return outcome, following
 
 
 def handle(svc: Services, event: Claimed) -> Handled:
@@ -362,17 +442,19 @@ def _revoked_at_strava(svc: Services, athlete_id: int) -> bool:
 
 def _handle_activity(svc: Services, event: Claimed) -> Handled:
     """Create or update: fetch, count if it is a run, and make sure it carries its note."""
-    with svc.db.session() as session:
-        athlete = session.get(Athlete, event.owner_id)
-        if athlete is None:
-            # Stored in the instant the runner left: keep nothing about them, not even this.
+    runner = event.runner
+    if runner is None:
+        # Stored in the instant the runner left: keep nothing about them, not even this.
+        with svc.db.session() as session:
             session.execute(delete(Event).where(Event.id == event.id))
             session.commit()
-            raise Done(OutcomeKind.UNKNOWN_ATHLETE, "skipped")  # costs no Strava call
+        raise Done(OutcomeKind.UNKNOWN_ATHLETE, "skipped")  # costs no Strava call
+    athlete, stored = runner.athlete, runner.stored
     try:
         token = access_token(
-            svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock
-        )
+            svc.db, svc.strava, svc.box, athlete.id, margin=svc.token_margin, clock=svc.clock,
+            stored=stored,
+        )  # fmt: skip
         info = svc.strava.get_activity(
             token, event.object_id, low_priority=_likely_not_a_run(svc, event)
         )
@@ -421,7 +503,7 @@ def _count(svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo) 
         run = ledger.upsert_run(conn, info)
         zone = _new_zone(athlete, info.timezone)
         if zone:
-            conn.execute(update(Athlete).where(Athlete.id == athlete.id).values(timezone=zone))
+            conn.execute(_SET_TIMEZONE, {"athlete_id": athlete.id, "zone": zone})
         # A new run has no note yet; should a retry find one, the insert below returns it.
         note = None if event.aspect_type == "create" else _note_of(conn, info.id)
         if note is None and athlete.notes_enabled:
@@ -432,10 +514,27 @@ def _count(svc: Services, event: Claimed, athlete: Athlete, info: ActivityInfo) 
     return note
 
 
+def keep_claim(conn: Connection, svc: Services, event: Claimed) -> None:
+    """Renew the lease right before writing to Strava; ClaimLost if the event is not ours.
+
+    A job slower than its lease may have been handed out again: without this fence both
+    workers would PUT. The claim bumped `attempts`, so a newer claim no longer matches.
+    The caller's transaction is to be rolled back on ClaimLost.
+    """
+    kept = conn.execute(_KEEP, _lease(svc, event))
+    if not kept.rowcount:
+        raise ClaimLost(event.id)
+
+
+def _lease(svc: Services, event: Claimed) -> dict[str, Any]:
+    """The parameters of `_KEEP` that renew this worker's claim from now."""
+    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+    return {"event_id": event.id, "claim": event.attempts, "lease_end": lease_end}
+
+
 def _note_of(conn: Connection, activity_id: int) -> Note | None:
     """The activity's stored note, as a detached Note, or None."""
-    notes = table_of(Note)
-    row = conn.execute(select(notes).where(notes.c.activity_id == activity_id)).first()
+    row = conn.execute(_NOTE_OF, {"activity_id": activity_id}).first()
     return Note(**row._mapping) if row is not None else None
 
 
@@ -444,19 +543,36 @@ def _store_note(conn: Connection, note: Note) -> Note:
 
     Stored before it is written, so a retry reuses it; never a second note for one run.
     """
-    values = {c.key: getattr(note, c.key) for c in table_of(Note).columns if c.key != "id"}
-    inserted = conn.scalar(
-        insert_for(conn.dialect.name, table_of(Note))
-        .values({**values, "created_at": utcnow()})
-        .on_conflict_do_nothing(index_elements=["activity_id"])
-        .returning(Note.id)
-    )
+    inserted = conn.scalar(_note_insert(conn.dialect.name), _note_values(note))
     if inserted is None:  # another worker decided this activity's note first: use theirs
         existing = _note_of(conn, note.activity_id)
         assert existing is not None
         return existing
     note.id = inserted
     return note
+
+
+def _note_values(note: Note) -> dict[str, Any]:
+    """The parameters of `_note_insert` for a decided note."""
+    values = {c.key: getattr(note, c.key) for c in _NOTES.columns if c.key != "id"}
+    values["created_at"] = utcnow()
+    return values
+
+
+_NOTE_INSERTS: dict[str, Any] = {}
+
+
+def _note_insert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (activity_id) DO NOTHING RETURNING id, built once per dialect."""
+    if dialect not in _NOTE_INSERTS:
+        columns = [c.key for c in _NOTES.columns if c.key != "id"]
+        _NOTE_INSERTS[dialect] = (
+            insert_for(dialect, _NOTES)
+            .values({c: bindparam(c) for c in columns})
+            .on_conflict_do_nothing(index_elements=["activity_id"])
+            .returning(_NOTES.c.id)
+        )
+    return _NOTE_INSERTS[dialect]
 
 
 def _new_zone(athlete: Athlete, strava_zone: str | None) -> str | None:
@@ -692,8 +808,8 @@ def renew_leases(svc: Services) -> int:
     held = [(i, claim) for i, (claim, since) in list(svc.held.items()) if now - since < HOLD_MAX]
     if not held:
         return 0
-    lease_end = _lease_end(svc)
+    lease_end = svc.now() + dt.timedelta(seconds=svc.lease_seconds)
+    params = [{"event_id": i, "claim": claim, "lease_end": lease_end} for i, claim in held]
     with svc.db.engine.begin() as conn:
-        for event_id, attempts in held:
-            _renew(conn, event_id, attempts, lease_end)
+        conn.execute(_KEEP, params)
     return len(held)
