@@ -302,3 +302,18 @@ def test_metrics_stay_open_on_a_local_address(make_app: Any) -> None:
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/plain")
     assert "legwork_queue_depth" in answer.get_data(as_text=True)
+
+
+def test_every_link_in_the_docs_leads_to_a_file_in_the_repository() -> None:
+    """A clone holds everything the README and docs link to: no link leaves the repository."""
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    checked = 0
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s#]+)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address, not a file
+            path = (page.parent / target).resolve()
+            assert path.is_relative_to(ROOT), f"{page.name} links outside the repository: {target}"
+            assert path.exists(), f"{page.name} links to a missing file: {target}"
+            checked += 1
+    assert checked >= 10  # the README's and docs' own links were found
