@@ -375,8 +375,9 @@ def runner_show(athlete_id: int) -> None:
         except runner.InputError as e:
             raise _fail(e) from None
         race = f"{a.next_race_on}" if a.next_race_on else "none"
-        if a.next_race_on and a.next_race_distance_m:
-            race += f" ({a.next_race_distance_m / 1000:g} km)"
+        distance = runner.race_distance(a, a.effective_units)
+        if a.next_race_on and distance:
+            race += f" ({distance:g} {a.effective_units})"  # the runner's units, as on Settings
         click.echo(f"runner {a.id}")
         click.echo(f"  units: {a.effective_units}" + ("" if a.units_override else " (from Strava)"))
         click.echo(f"  notes: {'on' if a.notes_enabled else 'paused'}, written to {a.note_target}")

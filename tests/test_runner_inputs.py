@@ -101,6 +101,9 @@ def test_runner_settings_from_the_command_line(stack: Stack) -> None:
     shown = _cli(stack, "runner", "show", str(athlete_id))
     assert "units: mi" in shown and "notes: paused" in shown
     assert "General guidance only." in shown and "session_gap_days" in shown
+    _cli(stack, "runner", "set", str(athlete_id), "--race", "2030-04-26:42.195")
+    # Given in km, shown in the runner's miles as on their Settings page.
+    assert "next race: 2030-04-26 (26.2 mi)" in _cli(stack, "runner", "show", str(athlete_id))
     bad = stack.app.test_cli_runner().invoke(
         args=["runner", "set", str(athlete_id), "--race", "2001-01-01"]
     )
