@@ -37,9 +37,11 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Apply all migrations (creates the database if needed)."""
+    from strava_massage.services import database
+
     db = current_app.extensions["db"]
-    click.echo(f"database: {db.describe()}")
-    if db.create_if_missing():
+    click.echo(f"database: {database.describe(db)}")
+    if database.create_if_missing(db):
         click.echo("database created")
     _upgrade(db)
 
@@ -69,24 +71,26 @@ def db_backup(file: Path, force: bool) -> None:
     To restore: stop the service, copy FILE back over the database file (the path `db
     upgrade` prints), delete the -wal and -shm files beside it, and start the service.
     """
+    from strava_massage.services import database
+
     db = current_app.extensions["db"]
     if db.dialect != "sqlite":
         raise BadInput(
-            f"db backup copies the embedded SQLite database; this one is {db.describe()}: "
+            f"db backup copies the embedded SQLite database; this one is {database.describe(db)}: "
             'back it up with pg_dump (e.g. pg_dump -Fc -f FILE "$DATABASE_URL")'
         )
     target = file.resolve()
-    if target == Path(db.describe()):
+    if target == Path(database.describe(db)):
         raise BadInput("FILE is the database itself: choose another path")
     if target.exists() and not force:
         raise BadInput(f"{target} exists: choose another FILE, or add --force to overwrite it")
     if not target.parent.is_dir():
         raise BadInput(f"no folder {target.parent}: create it first")
     try:
-        size = db.backup(target)
+        size = database.backup(db, target)
     except ConfigError as e:
         raise BadInput(str(e)) from None
-    click.echo(f"backup of {db.describe()} written to {target} ({_size(size)})")
+    click.echo(f"backup of {database.describe(db)} written to {target} ({_size(size)})")
 
 
 def _size(count: int) -> str:
@@ -117,11 +121,12 @@ def serve(host: str, port: int, threads: int) -> None:
     name the port served here.
     """
     from strava_massage.server import run_server
+    from strava_massage.services import database
 
     app = _app()
     check_public_url_port(app.config["PUBLIC_URL"], port)
     db = app.extensions["db"]
-    click.echo(f"database: {db.describe()}")
+    click.echo(f"database: {database.describe(db)}")
     _upgrade(db)
     click.echo(f"queue: {_queue_label(app)}")
     click.echo(f"serving on http://{host}:{port} (Ctrl-C to stop)")
@@ -134,6 +139,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @with_appcontext
 def worker(threads: int | None, periodic: bool) -> None:
     """Consume the task queue (for scale-out: run one or more beside the web process)."""
+    from strava_massage.services import database
     from strava_massage.worker.queue import make_consumer, start_worker
 
     app = _app()
@@ -141,7 +147,7 @@ def worker(threads: int | None, periodic: bool) -> None:
         app, workers=threads or app.config["WORKER_THREADS"], periodic=periodic
     )
     start_worker(app, consumer)
-    click.echo(f"database: {app.extensions['db'].describe()}")
+    click.echo(f"database: {database.describe(app.extensions['db'])}")
     click.echo(f"worker consuming {_queue_label(app)} (SIGTERM finishes running jobs)")
     _run_consumer_loop(consumer)
 
@@ -874,7 +880,7 @@ class Commands(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own endings (errors, --help): nothing to translate
         except Exception as e:
-            from strava_massage.db import database_problem
+            from strava_massage.services.database import database_problem
 
             url = ctx.obj.data.get("database_url") if isinstance(ctx.obj, ScriptInfo) else None
             problem = database_problem(url, e) if url else None

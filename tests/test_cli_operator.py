@@ -25,8 +25,9 @@ from sqlalchemy.exc import OperationalError
 from strava_massage import __version__
 from strava_massage.cli import cli
 from strava_massage.config import earlier_data_dir, load_config
-from strava_massage.db import Database, database_problem
+from strava_massage.db import Database
 from strava_massage.models import Activity, Athlete
+from strava_massage.services.database import database_problem
 
 from .conftest import REQUIRE_SCALEOUT, TEST_DATABASE_URL
 from .helpers import free_port
