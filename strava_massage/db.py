@@ -82,7 +82,8 @@ class _WriteTurns:
         if self._lock.acquire(timeout=BUSY_TIMEOUT):
             conn.info["write_turn"] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # On the driver's connection: SQLAlchemy's statement machinery is not needed here.
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
         except BaseException:
             self._hand_on(conn.info)
             raise
@@ -90,15 +91,16 @@ class _WriteTurns:
     def commit(self, conn: Connection) -> None:
         """COMMIT (the driver's own commit then has nothing left to do), and hand on the turn."""
         try:
-            conn.exec_driver_sql("COMMIT")
+            conn.connection.dbapi_connection.execute("COMMIT")  # type: ignore[union-attr]
         finally:
             self._hand_on(conn.info)
 
     def rollback(self, conn: Connection) -> None:
         """ROLLBACK if a transaction is open, and hand on the turn."""
         try:
-            if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-                conn.exec_driver_sql("ROLLBACK")
+            dbapi_conn = conn.connection.dbapi_connection
+            if dbapi_conn.in_transaction:  # type: ignore[union-attr]
+                dbapi_conn.execute("ROLLBACK")  # type: ignore[union-attr]
         finally:
             self._hand_on(conn.info)
 
